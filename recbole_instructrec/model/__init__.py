@@ -1,0 +1,3 @@
+from recbole_instructrec.model.instructrec import InstructRec
+
+__all__ = ["InstructRec"]

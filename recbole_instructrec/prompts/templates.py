@@ -1,0 +1,98 @@
+"""Instruction templates: loaded from data files, looked up by id, rendered into token ids."""
+
+import os
+import re
+import string
+from dataclasses import dataclass, field
+
+import yaml
+
+BUILTIN_TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates.yaml")
+PREFERENCES = ("P0", "P1", "P2")
+INTENTIONS = ("I0", "I1", "I2")
+TASK_FORMS = ("T0", "T1", "T2", "T3")
+
+
+class TemplateError(ValueError):
+    """An unknown or malformed template; the message names it."""
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str
+    preference: str
+    intention: str
+    task_form: str
+    description: str
+    instruction: str
+    response: str = "{candidate}"
+    slots: tuple = field(default=())
+
+    def render(self, **values):
+        return self.instruction.format(**{s: values[s] for s in self.slots})
+
+
+def load_templates(extra_file=None):
+    """Built-in templates plus those of ``extra_file`` (the ``instruction_templates`` setting)."""
+    templates = {}
+    for path in [BUILTIN_TEMPLATES] + ([extra_file] if extra_file else []):
+        for template in _read(path):
+            templates[template.id] = template
+    return templates
+
+
+def get_template(templates, template_id, setting="eval_template"):
+    if template_id not in templates:
+        raise TemplateError(
+            f"{setting}={template_id!r} is not a known template. Known ids: "
+            f"{', '.join(sorted(templates))}. Add your own with instruction_templates=<yaml file>."
+        )
+    return templates[template_id]
+
+
+def _read(path):
+    if not os.path.isfile(path):
+        raise TemplateError(
+            f"instruction_templates={path!r} does not exist; give the path of a YAML file "
+            "with a top-level 'templates:' list."
+        )
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    entries = data.get("templates") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise TemplateError(f"{path}: expected a top-level 'templates:' list.")
+    return [_parse(entry, path) for entry in entries]
+
+
+def _parse(entry, path):
+    required = ("id", "preference", "intention", "task_form", "instruction")
+    missing = [k for k in required if not isinstance(entry, dict) or k not in entry]
+    if missing:
+        raise TemplateError(f"{path}: template {entry!r} lacks {missing}.")
+    tid = str(entry["id"])
+    for key, allowed in (
+        ("preference", PREFERENCES),
+        ("intention", INTENTIONS),
+        ("task_form", TASK_FORMS),
+    ):
+        if entry[key] not in allowed:
+            raise TemplateError(
+                f"{path}: template {tid!r} has {key}={entry[key]!r}; use one of {allowed}."
+            )
+    instruction = str(entry["instruction"])
+    slots = tuple(
+        dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(instruction) if name)
+    )
+    bad = [s for s in slots if not re.fullmatch(r"[a-z_]+", s)]
+    if bad:
+        raise TemplateError(f"{path}: template {tid!r} has malformed slots {bad}.")
+    return Template(
+        id=tid,
+        preference=entry["preference"],
+        intention=entry["intention"],
+        task_form=entry["task_form"],
+        description=str(entry.get("description", "")),
+        instruction=instruction,
+        response=str(entry.get("response", "{candidate}")),
+        slots=slots,
+    )

@@ -1,0 +1,320 @@
+"""Log-likelihood of many continuations that share one prompt, computed near the token floor.
+
+Every task form reduces to one primitive: for each user, a prompt and a list of continuations
+(candidate titles for matching, " Yes"/" No" for pointwise, label letters for reranking), return
+``log p(continuation | prompt)`` summed over its tokens, with the token count.
+
+The floor is to run each prompt token and each continuation token through the network once.
+
+* Causal LMs: a user's prompt and all its continuations are packed into one row. A 4-D attention
+  mask lets each continuation token see the prompt and the earlier tokens of its own
+  continuation only, and position ids restart after the prompt for every continuation, so each
+  continuation is scored exactly as if it followed the prompt alone. Several users share one
+  forward pass (rows padded to the longest). When a row would exceed ``max_row_tokens``, the
+  prompts run once with a KV cache and the continuations follow in chunks against that cache.
+* Encoder-decoder LMs: the encoder runs once per user; every continuation is one decoder row
+  reading that user's encoder states.
+
+Only the positions that predict a continuation token go through the LM head, which is a large
+share of a small model's compute.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ContinuationScores:
+    """Per user: summed log-probability and token count of each continuation."""
+
+    logprob_sums: list
+    token_counts: list
+
+    def normalized(self, normalization="mean"):
+        if normalization == "sum":
+            return list(self.logprob_sums)
+        if normalization == "mean":
+            return [s / c.clamp(min=1) for s, c in zip(self.logprob_sums, self.token_counts)]
+        raise ValueError(
+            f"score_normalization={normalization!r} is not supported; use 'mean' or 'sum'."
+        )
+
+
+class ContinuationScorer:
+    """Scores continuations of shared prompts; see the module docstring.
+
+    Args:
+        model: a Hugging Face causal or encoder-decoder LM (optionally wrapped by peft).
+        is_encoder_decoder: which of the two layouts to use.
+        max_batch_tokens: packed tokens per forward pass (bounds memory, fills the cores).
+        max_row_tokens: a user's prompt plus continuations beyond this are chunked.
+    """
+
+    def __init__(
+        self, model, is_encoder_decoder=False, max_batch_tokens=4096, max_row_tokens=2048
+    ):
+        self.model = model
+        self.is_encoder_decoder = is_encoder_decoder
+        self.max_batch_tokens = max(int(max_batch_tokens), 1)
+        self.max_row_tokens = max(int(max_row_tokens), 1)
+        self.tokens_computed = 0  # network positions run, padding included; for benchmarks
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def score(self, prompts, continuations):
+        """``prompts[u]``: token ids; ``continuations[u]``: list of token-id lists (non-empty)."""
+        sums = [None] * len(prompts)
+        counts = [None] * len(prompts)
+        for group in self._user_groups(prompts, continuations):
+            group_prompts = [prompts[u] for u in group]
+            group_conts = [continuations[u] for u in group]
+            if self.is_encoder_decoder:
+                group_sums = self._score_seq2seq(group_prompts, group_conts)
+            else:
+                group_sums = self._score_causal(group_prompts, group_conts)
+            for u, s in zip(group, group_sums):
+                sums[u] = s
+                counts[u] = torch.tensor(
+                    [len(c) for c in continuations[u]], dtype=s.dtype, device=s.device
+                )
+        return ContinuationScores(sums, counts)
+
+    def _user_groups(self, prompts, continuations):
+        """Consecutive users whose packed rows fit ``max_batch_tokens`` together."""
+        group, widest = [], 0
+        for u, (prompt, conts) in enumerate(zip(prompts, continuations)):
+            row = min(len(prompt) + sum(map(len, conts)), self.max_row_tokens)
+            if group and max(widest, row) * (len(group) + 1) > self.max_batch_tokens:
+                yield group
+                group, widest = [], 0
+            group.append(u)
+            widest = max(widest, row)
+        if group:
+            yield group
+
+    # ------------------------------------------------------------------ causal
+    def _score_causal(self, prompts, continuations):
+        too_long = any(
+            len(p) + sum(map(len, c)) > self.max_row_tokens
+            for p, c in zip(prompts, continuations)
+        )
+        if too_long:
+            return self._score_causal_chunked(prompts, continuations)
+        segments = [
+            [(prompt, 0)] + [(cont, j + 1) for j, cont in enumerate(conts)]
+            for prompt, conts in zip(prompts, continuations)
+        ]
+        packed = _pack(segments, [0] * len(prompts), self.device)
+        hidden = self._decoder_hidden(packed, packed)
+        last_prompt = torch.tensor([len(p) - 1 for p in prompts], device=self.device)
+        return self._gather_logprobs(hidden, packed, hidden, last_prompt, continuations)
+
+    def _score_causal_chunked(self, prompts, continuations):
+        from transformers import DynamicCache
+
+        prompt_packed = _pack([[(p, 0)] for p in prompts], [0] * len(prompts), self.device)
+        cache = DynamicCache()
+        prompt_hidden = self._decoder_hidden(prompt_packed, prompt_packed, cache=cache)
+        snapshot = [(layer.keys, layer.values) for layer in cache.layers]
+        last_prompt = torch.tensor([len(p) - 1 for p in prompts], device=self.device)
+        budget = max(self.max_row_tokens - max(map(len, prompts)), 1)
+        sums = [[] for _ in prompts]
+        for chunk in _continuation_chunks(continuations, budget):
+            segments = [
+                [(continuations[u][j], j + 1) for j in chunk[u]] for u in range(len(prompts))
+            ]
+            packed = _pack(segments, [len(p) for p in prompts], self.device)
+            hidden = self._decoder_hidden(
+                packed, prompt_packed, cache=DynamicCache(ddp_cache_data=snapshot)
+            )
+            chunk_conts = [[continuations[u][j] for j in chunk[u]] for u in range(len(prompts))]
+            for u, s in enumerate(
+                self._gather_logprobs(hidden, packed, prompt_hidden, last_prompt, chunk_conts)
+            ):
+                sums[u].append(s)
+        return [torch.cat(parts) for parts in sums]
+
+    def _decoder_hidden(self, queries, prefix, cache=None):
+        """Last hidden states of ``queries``; keys are ``prefix`` (cached) + ``queries``."""
+        if cache is not None and cache.get_seq_length() > 0:
+            key_group = torch.cat([prefix.group, queries.group], dim=1)
+            key_pos = torch.cat([prefix.position, queries.position], dim=1)
+        else:
+            key_group, key_pos = queries.group, queries.position
+        dtype = self._compute_dtype()
+        mask = _block_attention_mask(queries.group, queries.position, key_group, key_pos, dtype)
+        decoder = self.model.get_decoder()
+        self.tokens_computed += queries.input_ids.numel()
+        output = decoder(
+            input_ids=queries.input_ids,
+            attention_mask=mask,
+            position_ids=queries.position,
+            past_key_values=cache,
+            use_cache=cache is not None,
+        )
+        return output.last_hidden_state
+
+    def _compute_dtype(self):
+        return next(self.model.get_decoder().parameters()).dtype
+
+    def _gather_logprobs(self, hidden, packed, prompt_hidden, last_prompt, continuations):
+        """Sum of log p(token) for every continuation, from the positions that predict it."""
+        rows, predictors, targets, owner = [], [], [], []
+        first_rows, first_targets, first_owner = [], [], []
+        offset = 0
+        for u, conts in enumerate(continuations):
+            starts = packed.segment_starts[u]
+            for j, cont in enumerate(conts):
+                start = starts[j + packed.first_segment[u]]
+                first_rows.append(u)
+                first_targets.append(cont[0])
+                first_owner.append(offset + j)
+                for k in range(1, len(cont)):
+                    rows.append(u)
+                    predictors.append(start + k - 1)
+                    targets.append(cont[k])
+                    owner.append(offset + j)
+            offset += len(conts)
+        device = hidden.device
+        first_hidden = prompt_hidden[
+            torch.tensor(first_rows, device=device), last_prompt[first_rows]
+        ]
+        logprobs = self._token_logprobs(first_hidden, first_targets)
+        owners = torch.tensor(first_owner, device=device)
+        if rows:
+            inner_hidden = hidden[
+                torch.tensor(rows, device=device), torch.tensor(predictors, device=device)
+            ]
+            logprobs = torch.cat([logprobs, self._token_logprobs(inner_hidden, targets)])
+            owners = torch.cat([owners, torch.tensor(owner, device=device)])
+        totals = torch.zeros(offset, dtype=logprobs.dtype, device=device)
+        totals = totals.index_add(0, owners, logprobs)
+        return list(totals.split([len(c) for c in continuations]))
+
+    def _token_logprobs(self, hidden, targets, rows_per_step=512):
+        head = self.model.get_output_embeddings()
+        targets = torch.tensor(targets, device=hidden.device)
+        parts = []
+        for start in range(0, hidden.shape[0], rows_per_step):
+            logits = head(hidden[start : start + rows_per_step]).float()
+            chosen = logits.gather(1, targets[start : start + rows_per_step, None])[:, 0]
+            parts.append(chosen - torch.logsumexp(logits, dim=-1))
+        return torch.cat(parts)
+
+    # ----------------------------------------------------------- seq2seq
+    def _score_seq2seq(self, prompts, continuations):
+        device = self.device
+        pad = 0
+        width = max(map(len, prompts))
+        enc_ids = torch.full((len(prompts), width), pad, dtype=torch.long, device=device)
+        enc_mask = torch.zeros_like(enc_ids)
+        for u, p in enumerate(prompts):
+            enc_ids[u, : len(p)] = torch.tensor(p, device=device)
+            enc_mask[u, : len(p)] = 1
+        self.tokens_computed += enc_ids.numel()
+        encoder_states = self.model.get_encoder()(
+            input_ids=enc_ids, attention_mask=enc_mask
+        ).last_hidden_state
+        owner = [u for u, conts in enumerate(continuations) for _ in conts]
+        flat = [c for conts in continuations for c in conts]
+        start_id = self.model.config.decoder_start_token_id
+        sums = []
+        for chunk in _flat_chunks(flat, self.max_batch_tokens):
+            dec_width = max(len(flat[i]) for i in chunk)
+            dec_ids = torch.full((len(chunk), dec_width), pad, dtype=torch.long, device=device)
+            labels = torch.full_like(dec_ids, -100)
+            for r, i in enumerate(chunk):
+                cont = torch.tensor(flat[i], device=device)
+                dec_ids[r, 0] = start_id
+                dec_ids[r, 1 : len(cont)] = cont[:-1]
+                labels[r, : len(cont)] = cont
+            rows = torch.tensor([owner[i] for i in chunk], device=device)
+            self.tokens_computed += dec_ids.numel()
+            out = self.model(
+                encoder_outputs=(encoder_states[rows],),
+                attention_mask=enc_mask[rows],
+                decoder_input_ids=dec_ids,
+                decoder_attention_mask=(labels != -100).long(),
+            )
+            logprobs = out.logits.float().log_softmax(-1)
+            picked = logprobs.gather(2, labels.clamp(min=0)[..., None])[..., 0]
+            sums.append((picked * (labels != -100)).sum(1))
+        totals = torch.cat(sums)
+        return list(totals.split([len(c) for c in continuations]))
+
+
+@dataclass
+class _Packed:
+    input_ids: torch.Tensor  # (B, L), 0 where padded
+    position: torch.Tensor  # (B, L) position ids
+    group: torch.Tensor  # (B, L): 0 prompt, j>0 continuation j, -1 padding
+    segment_starts: list  # per row, start index of each segment
+    first_segment: list  # per row, index of the first continuation segment
+
+
+def _pack(segments, position_offsets, device):
+    """Rows of (token ids, group) segments; each continuation restarts after the prompt."""
+    width = max(sum(len(tokens) for tokens, _ in row) for row in segments)
+    n = len(segments)
+    input_ids = torch.zeros((n, width), dtype=torch.long)
+    position = torch.zeros((n, width), dtype=torch.long)
+    group = torch.full((n, width), -1, dtype=torch.long)
+    starts, first_segment = [], []
+    for r, row in enumerate(segments):
+        cursor, row_starts = 0, []
+        prompt_len = sum(len(tokens) for tokens, g in row if g == 0)
+        for tokens, g in row:
+            length = len(tokens)
+            row_starts.append(cursor)
+            input_ids[r, cursor : cursor + length] = torch.tensor(tokens, dtype=torch.long)
+            base = 0 if g == 0 else prompt_len + position_offsets[r]
+            position[r, cursor : cursor + length] = torch.arange(base, base + length)
+            group[r, cursor : cursor + length] = g
+            cursor += length
+        starts.append(row_starts)
+        first_segment.append(1 if row and row[0][1] == 0 else 0)
+    return _Packed(
+        input_ids.to(device), position.to(device), group.to(device), starts, first_segment
+    )
+
+
+def _block_attention_mask(q_group, q_pos, k_group, k_pos, dtype):
+    """Additive (B, 1, Lq, Lk) mask: a query sees valid prompt keys and earlier keys of its own
+    continuation. Padding queries see nothing useful but stay finite (no NaN)."""
+    same_or_prompt = (k_group[:, None, :] == 0) | (k_group[:, None, :] == q_group[:, :, None])
+    allowed = (k_group[:, None, :] >= 0) & same_or_prompt & (k_pos[:, None, :] <= q_pos[:, :, None])
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
+
+
+def _continuation_chunks(continuations, budget):
+    """Split every user's continuations into aligned chunks of at most ``budget`` tokens."""
+    positions = [0] * len(continuations)
+    while any(pos < len(conts) for pos, conts in zip(positions, continuations)):
+        chunk = []
+        for u, conts in enumerate(continuations):
+            picked, used = [], 0
+            while positions[u] < len(conts) and (
+                not picked or used + len(conts[positions[u]]) <= budget
+            ):
+                used += len(conts[positions[u]])
+                picked.append(positions[u])
+                positions[u] += 1
+            chunk.append(picked)
+        yield chunk
+
+
+def _flat_chunks(flat, max_tokens):
+    chunk, widest = [], 0
+    for i, cont in enumerate(flat):
+        if chunk and max(widest, len(cont)) * (len(chunk) + 1) > max_tokens:
+            yield chunk
+            chunk, widest = [], 0
+        chunk.append(i)
+        widest = max(widest, len(cont))
+    if chunk:
+        yield chunk

@@ -1,0 +1,3 @@
+from recbole_instructrec.trainer.trainer import InstructRecTrainer
+
+__all__ = ["InstructRecTrainer"]

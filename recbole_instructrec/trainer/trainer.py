@@ -1,0 +1,176 @@
+"""InstructRecTrainer: RecBole's Trainer with adapter-only checkpoints and bounded epochs.
+
+Differences from ``recbole.trainer.Trainer``:
+
+* Only trainable tensors (the LoRA adapters) are optimized and checkpointed, as safetensors
+  plus JSON (see :mod:`.checkpoint`): a few MB instead of the whole LLM, and no pickle.
+* ``train_steps_per_epoch`` bounds an epoch: RecBole turns every prefix of every sequence into
+  a training sample (~99k on ml-100k), far more than an LLM sees on a CPU in minutes.
+* ``valid_max_users`` validates on a fixed, seeded sample of users: validation only picks the
+  checkpoint, and scoring every user twice (valid and test) would double the evaluation cost.
+  The test set is always evaluated on every user.
+* ``gradient_accumulation_steps`` and ``eval_progress`` (a tqdm bar during evaluation).
+"""
+
+import itertools
+import os
+
+import numpy as np
+import torch
+from recbole.trainer import Trainer
+from recbole.utils import set_color
+from torch.nn.utils import clip_grad_norm_
+from tqdm import tqdm
+
+from recbole_instructrec.trainer import checkpoint as ckpt
+
+
+class InstructRecTrainer(Trainer):
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.steps_per_epoch = config["train_steps_per_epoch"]
+        self.accumulation = max(int(config["gradient_accumulation_steps"] or 1), 1)
+        self.eval_progress = bool(config["eval_progress"])
+        self.valid_max_users = config["valid_max_users"]
+        self._valid_subsets = {}
+        self.saved_model_file = _unused_path(
+            os.path.splitext(self.saved_model_file)[0] + ".safetensors"
+        )
+
+    def _build_optimizer(self, **kwargs):
+        kwargs.setdefault("params", [p for p in self.model.parameters() if p.requires_grad])
+        if not kwargs["params"]:
+            # lora_r=0: nothing to train, but RecBole still wants an optimizer object.
+            kwargs["params"] = [torch.nn.Parameter(torch.zeros(1))]
+        return super()._build_optimizer(**kwargs)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        self.model.train()
+        loss_func = loss_func or self.model.calculate_loss
+        if not self.config["single_spec"] and train_data.shuffle:
+            train_data.sampler.set_epoch(epoch_idx)
+        steps = len(train_data)
+        if self.steps_per_epoch:
+            steps = min(steps, int(self.steps_per_epoch))
+        batches = itertools.islice(train_data, steps)
+        if show_progress:
+            batches = tqdm(
+                batches, total=steps, ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink")
+            )
+        total_loss = 0.0
+        self.optimizer.zero_grad()
+        for step, interaction in enumerate(batches, 1):
+            interaction = interaction.to(self.device)
+            sync_loss = 0
+            if not self.config["single_spec"]:
+                self.set_reduce_hook()
+                sync_loss = self.sync_grad_loss()
+            loss = loss_func(interaction)
+            self._check_nan(loss)
+            total_loss += loss.item()
+            ((loss + sync_loss) / self.accumulation).backward()
+            if step % self.accumulation == 0 or step == steps:
+                if self.clip_grad_norm:
+                    clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+            if show_progress:
+                batches.set_postfix_str(f"loss {total_loss / step:.4f}")
+        return total_loss
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        return super()._valid_epoch(self._validation_sample(valid_data), show_progress)
+
+    def _validation_sample(self, valid_data):
+        """The same seeded sample of ``valid_max_users`` users at every validation."""
+        if not self.valid_max_users or valid_data is None:
+            return valid_data
+        key = id(valid_data)
+        if key not in self._valid_subsets:
+            dataset = valid_data._dataset
+            users = np.unique(dataset.inter_feat[dataset.uid_field].numpy())
+            if len(users) <= int(self.valid_max_users):
+                self._valid_subsets[key] = valid_data
+            else:
+                rng = np.random.RandomState(int(self.config["seed"] or 0))
+                keep = rng.choice(users, int(self.valid_max_users), replace=False)
+                mask = np.isin(dataset.inter_feat[dataset.uid_field].numpy(), keep)
+                subset = dataset.copy(dataset.inter_feat[torch.from_numpy(mask)])
+                self._valid_subsets[key] = type(valid_data)(
+                    self.config, subset, valid_data._sampler, shuffle=False
+                )
+        return self._valid_subsets[key]
+
+    # ------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        meta = dict(
+            self.model.checkpoint_identity(),
+            epoch=epoch,
+            cur_step=self.cur_step,
+            best_valid_score=float(self.best_valid_score),
+            config={k: _jsonable(v) for k, v in self.config.final_config_dict.items()},
+        )
+        rng = {"torch": torch.get_rng_state(), **self.model.rng_state()}
+        ckpt.save_checkpoint(path, self.model, meta, self.optimizer, rng)
+        if verbose:
+            size = os.path.getsize(path) / 2**20
+            self.logger.info(set_color("Saving current", "blue") + f": {path} ({size:.1f} MB)")
+
+    def load_adapter(self, path):
+        """Load a checkpoint's trainable tensors into the model; returns its header."""
+        header, tensors = ckpt.read_checkpoint(path)
+        ckpt.check_compatible(path, header["meta"], self.model.checkpoint_identity())
+        ckpt.load_model_state(self.model, tensors)
+        return header, tensors
+
+    def resume_checkpoint(self, resume_file):
+        resume_file = str(resume_file)
+        header, tensors = self.load_adapter(resume_file)
+        meta = header["meta"]
+        self.saved_model_file = resume_file
+        self.start_epoch = meta["epoch"] + 1
+        self.cur_step = meta["cur_step"]
+        self.best_valid_score = meta["best_valid_score"]
+        ckpt.load_optimizer_state(self.optimizer, header, tensors)
+        rng = ckpt.rng_states(tensors)
+        if "torch" in rng:
+            torch.set_rng_state(rng.pop("torch"))
+        self.model.load_rng_state(rng)
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if not eval_data:
+            return
+        if load_best_model:
+            path = model_file or self.saved_model_file
+            self.load_adapter(path)
+            self.logger.info(f"Loading trained adapters from {path}")
+        return super().evaluate(
+            eval_data,
+            load_best_model=False,
+            show_progress=show_progress or self.eval_progress,
+        )
+
+
+def _unused_path(path):
+    """RecBole names checkpoints by the second; never overwrite an earlier run's file."""
+    stem, ext = os.path.splitext(path)
+    candidate, n = path, 1
+    while os.path.exists(candidate):
+        candidate = f"{stem}-{n}{ext}"
+        n += 1
+    return candidate
+
+
+def _jsonable(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
