@@ -10,10 +10,24 @@ WORDS = {
     "Horror": ["Dark", "Haunted", "Bloody", "Cursed", "Silent"],
     "Sci-Fi": ["Galactic", "Quantum", "Robot", "Stellar", "Cyber"],
 }
-NOUNS = ["Harbor", "Night", "Road", "Summer", "House", "Planet", "Garden", "River", "Kingdom", "Door"]
+NOUNS = [
+    "Harbor",
+    "Night",
+    "Road",
+    "Summer",
+    "House",
+    "Planet",
+    "Garden",
+    "River",
+    "Kingdom",
+    "Door",
+]
 
 
-def main(folder=os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny")):
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny")
+
+
+def main(folder=TINY):
     rng = random.Random(7)
     os.makedirs(folder, exist_ok=True)
     items = []

@@ -9,7 +9,8 @@ RecBole is never edited. Importing :mod:`recbole_instructrec` calls :func:`insta
    with ``recbole.utils.get_trainer``, so RecBole's own entry points resolve the names, and
 3. makes RecBole's ``Config`` load our ``properties/<Model>.yaml`` right after RecBole's internal
    files, so the precedence is: RecBole defaults < our properties < config files < config dict
-   < command line.
+   < command line; and lets CE-loss models (SASRec, BERT4Rec) run without the
+   ``train_neg_sample_args=None`` that RecBole 1.2.1 otherwise demands of them.
 
 Each shim checks the condition it repairs, so it is a no-op on a stack that does not need it.
 """
@@ -18,6 +19,7 @@ import importlib.machinery
 import os
 import sys
 import types
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -67,15 +69,16 @@ def _shim_numpy2():
 
 
 def _shim_pandas3_token_seq():
-    # Dataset._remap splits the factorized ids of a token_seq field back per row with
-    # `Series.agg(len)`; pandas 3 applies `len` to the whole Series there, so every token_seq
-    # field (ml-100k's movie_title, class) crashes with "Length of values (1) does not match".
-    # Only the per-row lengths differ, so we re-implement _remap with `Series.map(len)`.
-    from recbole.data.dataset import dataset as dataset_module
-    from recbole.utils import FeatureType
-
+    # pandas 3 (copy-on-write) breaks three things in recbole.data.dataset.Dataset:
+    # * _remap splits the factorized ids of a token_seq field back per row with
+    #   `Series.agg(len)`, which pandas 3 applies to the whole Series: every token_seq field
+    #   (ml-100k's movie_title) crashes with "Length of values (1) does not match".
+    # * `df[field].fillna(..., inplace=True)` is a silent no-op, so an empty token_seq cell stays
+    #   NaN (and `.split` crashes on it) and _fill_nan leaves NaN tokens and floats behind.
     if int(pd.__version__.split(".")[0]) < 3:
         return
+    from recbole.data.dataset import dataset as dataset_module
+    from recbole.utils import FeatureType
 
     def _remap(self, remap_list):
         if len(remap_list) == 0:
@@ -93,11 +96,44 @@ def _shim_pandas3_token_seq():
                 feat[field] = new_ids
             elif ftype == FeatureType.TOKEN_SEQ:
                 row_ends = np.cumsum(feat[field].map(len).to_numpy())[:-1]
-                feat[field] = pd.Series(
-                    np.split(new_ids, row_ends), index=feat.index, dtype=object
-                )
+                feat[field] = pd.Series(np.split(new_ids, row_ends), index=feat.index, dtype=object)
 
+    def _fill_nan(self):
+        for feat_name in self.feat_name_list:
+            feat = getattr(self, feat_name)
+            for field in feat:
+                ftype = self.field2type[field]
+                if ftype == FeatureType.TOKEN:
+                    feat[field] = feat[field].fillna(value=0)
+                elif ftype == FeatureType.FLOAT:
+                    feat[field] = feat[field].fillna(value=feat[field].mean())
+                else:
+                    empty = np.array(
+                        [], dtype=np.int64 if ftype == FeatureType.TOKEN_SEQ else float
+                    )
+                    feat[field] = feat[field].apply(
+                        lambda x, empty=empty: empty.copy() if isinstance(x, float) else x
+                    )
+
+    class _PandasReadingEmptySeqCells(types.ModuleType):
+        """`pandas` for dataset.py, except that read_csv gives empty seq cells as ''."""
+
+        def __getattr__(self, name):
+            return getattr(pd, name)
+
+        @staticmethod
+        def read_csv(*args, **kwargs):
+            frame = pd.read_csv(*args, **kwargs)
+            seq_columns = [c for c in frame.columns if str(c).endswith("_seq")]
+            if seq_columns:
+                frame[seq_columns] = frame[seq_columns].fillna("")
+            return frame
+
+    # The no-op inplace calls are repaired above; their ChainedAssignmentError is noise now.
+    warnings.filterwarnings("ignore", message="A value is being set on a copy", module="recbole")
     dataset_module.Dataset._remap = _remap
+    dataset_module.Dataset._fill_nan = _fill_nan
+    dataset_module.pd = _PandasReadingEmptySeqCells("pandas")
 
 
 class _TorchWithRecBoleLoad(types.ModuleType):
@@ -161,6 +197,14 @@ def _load_our_properties():
             with open(path, encoding="utf-8") as f:
                 ours = yaml.load(f.read(), Loader=self.yaml_loader) or {}
             self.internal_config_dict.update(ours)
+        # RecBole 1.2.1's overall.yaml samples one training negative, yet its own Config then
+        # rejects every CE-loss model (SASRec, BERT4Rec, ...) unless the user clears it. Clear
+        # it for them, unless they set train_neg_sample_args themselves.
+        loss_type = self.external_config_dict.get(
+            "loss_type", self.internal_config_dict.get("loss_type")
+        )
+        if loss_type == "CE" and "train_neg_sample_args" not in self.external_config_dict:
+            self.internal_config_dict["train_neg_sample_args"] = None
 
     _load_internal_config_dict._instructrec_wrapped = True
     Config._load_internal_config_dict = _load_internal_config_dict

@@ -14,6 +14,8 @@ score. The LM (any Hugging Face causal or encoder-decoder LM) carries LoRA adapt
 weights stay frozen.
 """
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
@@ -25,7 +27,6 @@ from recbole_instructrec.prompts.templates import get_template, load_templates
 from recbole_instructrec.scoring.backbone import load_backbone
 from recbole_instructrec.scoring.continuation import ContinuationScorer
 from recbole_instructrec.scoring.lora import attach_lora
-from recbole_instructrec.trainer.checkpoint import adapter_shapes
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -38,7 +39,7 @@ class InstructRec(SequentialRecommender):
     count_flops = False
 
     def __init__(self, config, dataset):
-        super(InstructRec, self).__init__(config, dataset)
+        super().__init__(config, dataset)
 
         # load parameters info
         self.llm_path = config["llm_path"]
@@ -56,6 +57,8 @@ class InstructRec(SequentialRecommender):
         self.train_negatives = config["train_negatives"]
         self.ranking_temperature = config["ranking_temperature"]
         self.lm_loss_weight = config["lm_loss_weight"]
+        self.max_batch_tokens = config["max_batch_tokens"]
+        self.max_row_tokens = config["max_row_tokens"]
 
         # define layers: the LM with LoRA adapters (only the adapters train)
         backbone = load_backbone(self.llm_path, self.llm_cache_dir, self.llm_dtype)
@@ -85,13 +88,35 @@ class InstructRec(SequentialRecommender):
             use_chat_template=config["use_chat_template"],
             system_prompt=config["system_prompt"],
         )
-        self.scorer = ContinuationScorer(
-            self.llm,
-            is_encoder_decoder=self.is_encoder_decoder,
-            max_batch_tokens=config["max_batch_tokens"],
-            max_row_tokens=config["max_row_tokens"],
-        )
+        self.scorer = self._scorer_for(self.llm)
+        self._eval_scorer = None
         self.negative_generator = torch.Generator().manual_seed(int(config["seed"] or 0))
+
+    def train(self, mode=True):
+        # Any switch of mode invalidates the merged evaluation copy of the LM.
+        self._eval_scorer = None
+        return super().train(mode)
+
+    def _scorer_for(self, llm):
+        return ContinuationScorer(
+            llm,
+            is_encoder_decoder=self.is_encoder_decoder,
+            max_batch_tokens=self.max_batch_tokens,
+            max_row_tokens=self.max_row_tokens,
+        )
+
+    def _inference_scorer(self):
+        """In eval mode: a copy of the LM with the adapters merged into its weights, so
+        scoring runs no per-layer adapter matmuls. (int8 dynamic quantization was measured
+        and rejected: see benchmarks/results/quantization.md.)"""
+        if self.training:
+            return self.scorer
+        if self._eval_scorer is None:
+            llm = self.llm
+            if hasattr(llm, "merge_and_unload"):
+                llm = copy.deepcopy(llm).merge_and_unload()
+            self._eval_scorer = self._scorer_for(llm.eval())
+        return self._eval_scorer
 
     def calculate_loss(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
@@ -124,9 +149,12 @@ class InstructRec(SequentialRecommender):
         for row, history in enumerate(_histories(item_seq, item_seq_len)):
             rows_by_history.setdefault(tuple(history), []).append(row)
         items = test_item.tolist()
-        result = self.scorer.score(
+        result = self._inference_scorer().score(
             [self.prompts.prompt_ids(h) for h in rows_by_history],
-            [[self.prompts.answer_ids(items[r]) for r in rows] for rows in rows_by_history.values()],
+            [
+                [self.prompts.answer_ids(items[r]) for r in rows]
+                for rows in rows_by_history.values()
+            ],
         )
         scores = torch.empty(len(items), device=item_seq.device)
         for rows, user_scores in zip(
@@ -140,7 +168,7 @@ class InstructRec(SequentialRecommender):
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
         histories = _histories(item_seq, item_seq_len)
         all_items = [self.prompts.answer_ids(i) for i in range(1, self.n_items)]
-        result = self.scorer.score(
+        result = self._inference_scorer().score(
             [self.prompts.prompt_ids(h) for h in histories], [all_items] * len(histories)
         )
         scores = torch.full((len(histories), self.n_items), float("-inf"), device=item_seq.device)
@@ -153,7 +181,9 @@ class InstructRec(SequentialRecommender):
             "model": type(self).__name__,
             "llm": self.llm_identity,
             "n_items": int(self.n_items),
-            "adapter_shapes": adapter_shapes(self),
+            "adapter_shapes": {
+                n: list(p.shape) for n, p in self.named_parameters() if p.requires_grad
+            },
         }
 
     def rng_state(self):

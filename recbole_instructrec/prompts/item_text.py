@@ -126,25 +126,35 @@ def _raw_columns(dataset, fields):
 
 
 def _recbole_columns(dataset, fields):
-    """Fallback: rebuild the text from RecBole's remapped item features."""
+    """Fallback: rebuild the text from RecBole's remapped item features (a DataFrame before
+    data preparation, an Interaction of tensors after it)."""
     item_feat = dataset.item_feat
     item_tokens = dataset.field2id_token[dataset.iid_field]
-    ids = [str(item_tokens[i]) for i in item_feat[dataset.iid_field].tolist()]
+    ids = [str(item_tokens[int(i)]) for i in _as_list(item_feat[dataset.iid_field])]
     separator = dataset.config["seq_separator"]
     columns = {}
     for field in fields:
-        values = item_feat[field]
+        values = _as_list(item_feat[field])
         ftype = dataset.field2type[field]
         if ftype == FeatureType.TOKEN_SEQ:
             vocab = dataset.field2id_token[field]
-            text = [separator.join(vocab[t] for t in row if t != 0) for row in values.tolist()]
+            text = [separator.join(vocab[int(t)] for t in row if int(t) != 0) for row in values]
         elif ftype == FeatureType.TOKEN:
             vocab = dataset.field2id_token[field]
-            text = ["" if t == 0 else str(vocab[t]) for t in values.tolist()]
+            text = ["" if _missing(t) else str(vocab[int(t)]) for t in values]
         else:
-            text = [_format_float(v) for v in np.asarray(values).reshape(len(ids), -1)[:, 0]]
+            text = ["" if _missing(v) else _format_float(v) for v in values]
         columns[field] = dict(zip(ids, text))
     return columns
+
+
+def _as_list(values):
+    values = values.tolist() if hasattr(values, "tolist") else list(values)
+    return [v.tolist() if hasattr(v, "tolist") else v for v in values]
+
+
+def _missing(value):
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value == 0
 
 
 def _format_float(value):

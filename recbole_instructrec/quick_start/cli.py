@@ -41,3 +41,97 @@ def run_recbole_main(argv=None):
 
 if __name__ == "__main__":
     run_recbole_main()
+
+
+def instructrec_main(argv=None):
+    """``instructrec bench ...``: see ``instructrec <command> --help``."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="instructrec")
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser("bench", help="side-by-side benchmark on identical candidates")
+    bench.add_argument("--datasets", default="ml-100k", help="comma-separated dataset names")
+    bench.add_argument(
+        "--models",
+        default="SASRec,BERT4Rec,InstructRec-zeroshot,InstructRec-LoRA",
+        help="comma-separated RecBole model names or InstructRec-zeroshot / InstructRec-LoRA",
+    )
+    bench.add_argument("--protocol", default="uni9", help="uni9 (paper), uni99, pop99 or full")
+    bench.add_argument("--max-users", type=int, default=None, help="deterministic user sample")
+    bench.add_argument("--data-path", default=None, help="folder holding <dataset>/ atomic files")
+    bench.add_argument(
+        "--model-config",
+        action="append",
+        default=[],
+        metavar="MODEL=FILE.yaml",
+        help="YAML settings for one model (repeatable)",
+    )
+    bench.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for all models"
+    )
+    bench.add_argument("--out", default="benchmarks/results", help="output folder")
+    bench.add_argument("--seed", type=int, default=2020)
+    bench.add_argument("--tag", default=None, help="name of the result files (default: time)")
+    convert = commands.add_parser(
+        "convert-amazon", help="Amazon Review Data 2018 files -> RecBole atomic files with titles"
+    )
+    convert.add_argument("--reviews", required=True, help="e.g. Video_Games_5.json.gz")
+    convert.add_argument("--meta", required=True, help="e.g. meta_Video_Games.json.gz")
+    convert.add_argument("--name", required=True, help="dataset name, e.g. amazon-games")
+    convert.add_argument("--out", default="dataset", help="data_path to write <name>/ into")
+    convert.add_argument("--k-core", type=int, default=5)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    if args.command == "convert-amazon":
+        from recbole_instructrec.data.amazon2018 import convert as convert_amazon
+
+        users, items, inters = convert_amazon(
+            args.reviews, args.meta, args.out, args.name, args.k_core
+        )
+        print(f"{args.out}/{args.name}: {users} users, {items} items, {inters} interactions")
+        return
+
+    # RecBole's Config reads sys.argv for --key=value overrides; ours are not its settings.
+    sys.argv = sys.argv[:1]
+    if args.command == "bench":
+        import recbole_instructrec  # noqa: F401
+        from recbole_instructrec.bench import run_benchmark
+
+        run_benchmark(
+            datasets=[d for d in args.datasets.split(",") if d],
+            models=[m for m in args.models.split(",") if m],
+            protocol=args.protocol,
+            max_users=args.max_users,
+            data_path=args.data_path,
+            model_settings=_model_settings(args.model_config),
+            common_settings=_key_values(args.set),
+            out_dir=args.out,
+            seed=args.seed,
+            tag=args.tag,
+            command="instructrec " + " ".join(argv),
+        )
+
+
+def _key_values(pairs):
+    import yaml
+
+    settings = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE")
+        key, value = pair.split("=", 1)
+        settings[key] = yaml.safe_load(value)
+    return settings
+
+
+def _model_settings(entries):
+    import yaml
+
+    settings = {}
+    for entry in entries:
+        if "=" not in entry:
+            raise SystemExit(f"--model-config {entry!r}: expected MODEL=FILE.yaml")
+        model, path = entry.split("=", 1)
+        with open(path, encoding="utf-8") as f:
+            settings[model] = yaml.safe_load(f) or {}
+    return settings

@@ -49,9 +49,7 @@ def run(
         {"world_size": world_size, "ip": ip, "port": port, "nproc": nproc, "offset": group_offset}
     )
     kwargs = {"config_dict": config_dict, "queue": queue, "saved": saved}
-    mp.spawn(
-        run_recboles, args=(model, dataset, config_file_list, kwargs), nprocs=nproc, join=True
-    )
+    mp.spawn(run_recboles, args=(model, dataset, config_file_list, kwargs), nprocs=nproc, join=True)
     return None if queue.empty() else queue.get()
 
 
@@ -89,9 +87,7 @@ def run_recbole(
     )
 
     environment_tb = get_environment(config)
-    logger.info(
-        "The running environment of this training is as follows:\n" + environment_tb.draw()
-    )
+    logger.info("The running environment of this training is as follows:\n" + environment_tb.draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     result = {

@@ -51,9 +51,7 @@ class ContinuationScorer:
         max_row_tokens: a user's prompt plus continuations beyond this are chunked.
     """
 
-    def __init__(
-        self, model, is_encoder_decoder=False, max_batch_tokens=4096, max_row_tokens=2048
-    ):
+    def __init__(self, model, is_encoder_decoder=False, max_batch_tokens=4096, max_row_tokens=2048):
         self.model = model
         self.is_encoder_decoder = is_encoder_decoder
         self.max_batch_tokens = max(int(max_batch_tokens), 1)
@@ -98,8 +96,7 @@ class ContinuationScorer:
     # ------------------------------------------------------------------ causal
     def _score_causal(self, prompts, continuations):
         too_long = any(
-            len(p) + sum(map(len, c)) > self.max_row_tokens
-            for p, c in zip(prompts, continuations)
+            len(p) + sum(map(len, c)) > self.max_row_tokens for p, c in zip(prompts, continuations)
         )
         if too_long:
             return self._score_causal_chunked(prompts, continuations)

@@ -50,10 +50,17 @@ def save_checkpoint(path, model, meta, optimizer=None, rng=None):
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"instructrec": json.dumps(header, default=str)})
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_checkpoint(path):
@@ -120,7 +127,3 @@ def load_optimizer_state(optimizer, header, tensors):
 
 def rng_states(tensors):
     return {k[len(_RNG) :]: t for k, t in tensors.items() if k.startswith(_RNG)}
-
-
-def adapter_shapes(model):
-    return {n: list(t.shape) for n, t in trainable_state(model).items()}

@@ -1,0 +1,167 @@
+"""Candidate-scoring speed: shared-prefix scoring against the naive one-sequence-per-candidate path.
+
+For 10, 100 and 1,000 candidates per user, with real ml-100k prompts and the embedded SmolLM2:
+candidates per second (naive and ours), tokens computed against the floor (each prompt token and
+each candidate token once), peak memory, and the largest score difference from the naive path.
+Each configuration runs in its own process so that its peak RSS is its own.
+
+    python benchmarks/scoring_speed.py [--users 4] [--naive-candidates 40] [--out benchmarks/results]
+
+The naive path costs the same per candidate at every list size, so it is measured on the first
+``--naive-candidates`` candidates of each user and its rate stated for that many.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def _requests(n_users, n_candidates, seed=0):
+    import numpy as np
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_instructrec import InstructRec
+
+    config = Config(
+        model="InstructRec", dataset="ml-100k", config_dict={"lora_r": 0, "state": "ERROR"}
+    )
+    init_seed(config["seed"], True)
+    train, _, test = data_preparation(config, create_dataset(config))
+    model = InstructRec(config, train._dataset).eval()
+    rows = test._dataset.inter_feat[:n_users]
+    rng = np.random.default_rng(seed)
+    prompts, continuations = [], []
+    for seq, length in zip(rows[model.ITEM_SEQ].tolist(), rows[model.ITEM_SEQ_LEN].tolist()):
+        prompts.append(model.prompts.prompt_ids(seq[:length]))
+        items = rng.choice(np.arange(1, model.n_items), n_candidates, replace=False)
+        continuations.append([model.prompts.answer_ids(int(i)) for i in items])
+    return model, prompts, continuations
+
+
+def _naive(model, prompts, continuations, batch_rows=8):
+    """One full sequence per (prompt, candidate), batched, right-padded."""
+    import torch
+
+    sums, tokens = [], 0
+    rows = [(u, p, c) for u, (p, conts) in enumerate(zip(prompts, continuations)) for c in conts]
+    for start in range(0, len(rows), batch_rows):
+        batch = rows[start : start + batch_rows]
+        width = max(len(p) + len(c) for _, p, c in batch)
+        ids = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, (_, p, c) in enumerate(batch):
+            ids[r, : len(p) + len(c)] = torch.tensor(p + c)
+            mask[r, : len(p) + len(c)] = 1
+        tokens += ids.numel()
+        logprobs = model(input_ids=ids, attention_mask=mask).logits.log_softmax(-1)
+        for r, (_, p, c) in enumerate(batch):
+            positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
+            sums.append(logprobs[r, positions, torch.tensor(c)].sum().item())
+    return sums, tokens
+
+
+def measure(n_users, n_candidates, naive_candidates):
+    import torch
+
+    from recbole_instructrec.scoring.continuation import ContinuationScorer
+
+    model, prompts, continuations = _requests(n_users, n_candidates)
+    llm = model.llm
+    floor = sum(len(p) + sum(map(len, c)) for p, c in zip(prompts, continuations))
+    scorer = ContinuationScorer(llm, max_batch_tokens=4096, max_row_tokens=2048)
+    with torch.no_grad():
+        scorer.score(prompts[:1], [continuations[0][:2]])  # warm-up
+        scorer.tokens_computed = 0
+        start = time.perf_counter()
+        ours = scorer.score(prompts, continuations).logprob_sums
+        ours_seconds = time.perf_counter() - start
+        naive_conts = [c[:naive_candidates] for c in continuations]
+        start = time.perf_counter()
+        naive_sums, naive_tokens = _naive(llm, prompts, naive_conts)
+        naive_seconds = time.perf_counter() - start
+    ours_subset = torch.cat([s[:naive_candidates] for s in ours])
+    max_diff = (ours_subset - torch.tensor(naive_sums)).abs().max().item()
+    n_scored = n_users * n_candidates
+    n_naive = sum(map(len, naive_conts))
+    return {
+        "users": n_users,
+        "candidates_per_user": n_candidates,
+        "ours_candidates_per_s": n_scored / ours_seconds,
+        "naive_candidates_per_s": n_naive / naive_seconds,
+        "naive_measured_candidates": n_naive,
+        "speedup": (n_scored / ours_seconds) / (n_naive / naive_seconds),
+        "floor_tokens": floor,
+        "ours_tokens_computed": scorer.tokens_computed,
+        "ours_tokens_over_floor": scorer.tokens_computed / floor,
+        "naive_tokens_per_candidate": naive_tokens / n_naive,
+        "max_abs_logprob_diff_vs_naive": max_diff,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=4)
+    parser.add_argument("--candidates", default="10,100,1000")
+    parser.add_argument("--naive-candidates", type=int, default=40)
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(measure(args.users, args.one, min(args.naive_candidates, args.one))))
+        return
+    rows = []
+    for n in [int(x) for x in args.candidates.split(",")]:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(n),
+            "--users",
+            str(args.users),
+            "--naive-candidates",
+            str(args.naive_candidates),
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    sys.path.insert(0, ROOT)
+    from recbole_instructrec.bench.runner import _run_info
+
+    info = _run_info("python benchmarks/scoring_speed.py " + " ".join(sys.argv[1:]))
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "scoring_speed.json"), "w") as f:
+        json.dump({"run": info, "results": rows}, f, indent=2)
+    lines = [
+        f"Command: `{info['command']}`  ",
+        f"Commit: `{info['commit']}`  ",
+        f"Machine: {info['machine']['cpu']} ({info['machine']['cpu_count']} cores), torch "
+        f"{info['machine']['torch']}, fp32, embedded SmolLM2-135M, {args.users} ml-100k users",
+        "",
+        "| candidates/user | ours cand/s | naive cand/s | speedup | tokens computed / floor | "
+        "naive tokens/cand | max |Δ log p| | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['candidates_per_user']} | {r['ours_candidates_per_s']:.1f} | "
+            f"{r['naive_candidates_per_s']:.1f} | {r['speedup']:.1f}x | "
+            f"{r['ours_tokens_over_floor']:.3f} | {r['naive_tokens_per_candidate']:.0f} | "
+            f"{r['max_abs_logprob_diff_vs_naive']:.1e} | {r['peak_rss_mb']:.0f} |"
+        )
+    with open(os.path.join(args.out, "scoring_speed.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

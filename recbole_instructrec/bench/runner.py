@@ -1,0 +1,382 @@
+"""Side-by-side benchmark: one split, identical stored candidates, every model.
+
+For each dataset: (optionally) a deterministic user sample, RecBole's leave-one-out split, and
+one seeded draw of test candidates, stored as tokens under the output folder. Each model is
+trained by RecBole's own trainer (validation on RecBole's sampled validation set picks its best
+epoch) and is then scored on exactly the stored candidates. Every result records the SHA-256 of
+the candidates it was scored on, its training and evaluation wall time, its trainable
+parameters, the command, the commit and the machine.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from logging import getLogger
+
+import numpy as np
+import torch
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model, get_trainer, init_logger, init_seed
+from tqdm import tqdm
+
+from recbole_instructrec.bench import candidates as cand
+from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
+from recbole_instructrec.bench.user_sample import sample_users
+
+# Named variants: a RecBole model plus the settings that make the variant.
+VARIANTS = {
+    "InstructRec-zeroshot": ("InstructRec", {"epochs": 0, "lora_r": 0}),
+    "InstructRec-LoRA": ("InstructRec", {}),
+}
+DEFAULT_MODELS = ["SASRec", "BERT4Rec", "InstructRec-zeroshot", "InstructRec-LoRA"]
+BASELINE_SETTINGS = {"epochs": 20, "stopping_step": 5, "train_neg_sample_args": None}
+PROTOCOL_KS = {"uni9": [1, 3, 5], "full": [1, 5, 10, 20]}
+HEADLINE = ["hit@1", "ndcg@5"]
+
+
+def run_benchmark(
+    datasets=("ml-100k",),
+    models=tuple(DEFAULT_MODELS),
+    protocol="uni9",
+    max_users=None,
+    data_path=None,
+    model_settings=None,
+    common_settings=None,
+    out_dir="benchmarks/results",
+    seed=2020,
+    tag=None,
+    command=None,
+):
+    """Run every model on every dataset; returns the list of result records."""
+    model_settings = model_settings or {}
+    ks = PROTOCOL_KS.get(protocol, [1, 5, 10])
+    cand.parse_protocol(protocol)  # fail fast on a bad protocol
+    records = []
+    stamp = tag or time.strftime("%Y%m%d-%H%M%S")
+    cache = os.path.join(out_dir, "tmp")
+    for dataset in datasets:
+        ds_path = data_path or "dataset"
+        ds_name = dataset
+        if max_users:
+            ds_path, ds_name = sample_users(ds_path, dataset, int(max_users), seed, cache)
+        common = _common_settings(ds_path, protocol, seed, cache, common_settings)
+        reference = _prepare("SASRec", ds_name, {**common, **BASELINE_SETTINGS})
+        _, _, full_dataset, test_dataset = reference
+        candidates = (
+            None
+            if protocol == "full"
+            else cand.draw_candidates(test_dataset, full_dataset, protocol, seed)
+        )
+        candidate_file = os.path.join(out_dir, f"candidates-{ds_name}-{protocol}.jsonl")
+        if candidates is not None:
+            cand.save_candidates(candidate_file, candidates, test_dataset)
+        tokens = _as_tokens(candidates, test_dataset)
+        for name in models:
+            _log(f"[{dataset}] {name}: training and evaluating")
+            record = _run_one(
+                name, ds_name, common, model_settings.get(name, {}), tokens, protocol, ks
+            )
+            record.update(
+                dataset=dataset,
+                dataset_loaded=ds_name,
+                max_users=max_users,
+                protocol=protocol,
+                candidates_file=os.path.relpath(candidate_file) if candidates is not None else None,
+            )
+            records.append(record)
+            _log(
+                f"[{dataset}] {name}: "
+                + ", ".join(
+                    f"{k}={record['metrics'][k]:.4f}" for k in HEADLINE if k in record["metrics"]
+                )
+            )
+    run_info = _run_info(command)
+    write_results(records, run_info, out_dir, f"bench-{stamp}")
+    return records
+
+
+def _common_settings(data_path, protocol, seed, cache, extra):
+    mode = protocol if protocol != "full" else "full"
+    return {
+        "data_path": data_path,
+        "seed": seed,
+        "reproducibility": True,
+        "load_col": None,  # identical item vocabularies for every model
+        "eval_args": {
+            "split": {"LS": "valid_and_test"},
+            "order": "TO",
+            "group_by": "user",
+            "mode": {"valid": mode, "test": mode},
+        },
+        "metrics": ["Hit", "NDCG"],
+        "topk": [1, 3, 5, 10],
+        "valid_metric": "NDCG@5",
+        "checkpoint_dir": os.path.join(cache, "saved"),
+        "show_progress": False,
+        "log_wandb": False,
+        "state": "WARNING",
+        **(extra or {}),
+    }
+
+
+def _prepare(model_name, dataset, settings):
+    config = Config(model=model_name, dataset=dataset, config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    full_dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, full_dataset)
+    return config, (train, valid, test), full_dataset, test._dataset
+
+
+def _as_tokens(candidates, test_dataset):
+    if candidates is None:
+        return None
+    users = test_dataset.inter_feat[test_dataset.uid_field].numpy()
+    user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
+    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
+    return {
+        str(user_tokens[u]): [str(item_tokens[i]) for i in row] for u, row in zip(users, candidates)
+    }
+
+
+def resolve_model(name):
+    """(RecBole model, variant settings) of a benchmark row name.
+
+    A variant name may carry a suffix to tell two configurations apart, e.g.
+    ``InstructRec-LoRA-120steps`` with its settings from ``--model-config``.
+    """
+    for variant in sorted(VARIANTS, key=len, reverse=True):
+        if name == variant or name.startswith(variant + "-"):
+            return VARIANTS[variant]
+    return name, {}
+
+
+def _run_one(name, dataset, common, overrides, tokens, protocol, ks):
+    model_name, variant = resolve_model(name)
+    settings = {**common}
+    if model_name != "InstructRec":
+        settings.update(BASELINE_SETTINGS)
+    settings.update(variant)
+    settings.update(overrides)
+    config, (train, valid, test), _, test_dataset = _prepare(model_name, dataset, settings)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(model_name)(config, train._dataset).to(config["device"])
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
+    start = time.time()
+    if config["epochs"] > 0:
+        trainer.fit(train, valid, saved=True, show_progress=True)
+        _load_best(trainer, model)
+    train_time = time.time() - start
+    start = time.time()
+    if tokens is None:
+        ranks = _full_ranks(model, test_dataset, test, config)
+        digest = None
+    else:
+        ids = _to_ids(tokens, test_dataset)
+        digest = cand.candidate_hash(ids, test_dataset)
+        ranks = _sampled_ranks(model, test_dataset, ids, config["eval_batch_size"])
+    eval_time = time.time() - start
+    return {
+        "model": name,
+        "recbole_model": model_name,
+        "settings": {k: _jsonable(v) for k, v in {**variant, **overrides}.items()},
+        "metrics": ranking_metrics(ranks, ks),
+        "n_test_users": int(len(ranks)),
+        "candidates_sha256": digest,
+        "train_seconds": round(train_time, 1),
+        "eval_seconds": round(eval_time, 1),
+        "trainable_parameters": int(trainable),
+    }
+
+
+def _load_best(trainer, model):
+    path = trainer.saved_model_file
+    if hasattr(trainer, "load_adapter"):
+        trainer.load_adapter(path)
+    else:
+        state = torch.load(path, map_location=trainer.device, weights_only=False)
+        model.load_state_dict(state["state_dict"])
+        model.load_other_parameter(state.get("other_parameter"))
+
+
+def _to_ids(tokens, test_dataset):
+    """The stored token candidates in this model's own internal ids, in its test-row order."""
+    users = test_dataset.inter_feat[test_dataset.uid_field].numpy()
+    user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
+    item_ids = test_dataset.field2token_id[test_dataset.iid_field]
+    rows = []
+    for u in users:
+        row = tokens[str(user_tokens[u])]
+        rows.append([item_ids[t] for t in row])
+    ids = np.asarray(rows, dtype=np.int64)
+    positives = test_dataset.inter_feat[test_dataset.iid_field].numpy()
+    if not np.array_equal(ids[:, 0], positives):
+        raise RuntimeError("The test targets differ between models: the split is not shared.")
+    return ids
+
+
+@torch.no_grad()
+def _sampled_ranks(model, test_dataset, ids, eval_batch_size):
+    model.eval()
+    width = ids.shape[1]
+    users_per_batch = max(int(eval_batch_size) // width, 1)
+    scores = []
+    for start in tqdm(range(0, len(ids), users_per_batch), desc="  evaluate", ncols=100):
+        stop = min(start + users_per_batch, len(ids))
+        rows = cand.candidate_rows(test_dataset, ids, start, stop)
+        scores.append(model.predict(rows.to(model.device)).view(-1, width).float().cpu().numpy())
+    return positive_ranks(np.concatenate(scores))
+
+
+@torch.no_grad()
+def _full_ranks(model, test_dataset, test_loader, config):
+    model.eval()
+    ranks = []
+    iid = test_dataset.iid_field
+    seq_field = iid + config["LIST_SUFFIX"]
+    batch = max(int(config["eval_batch_size"]) // 10, 1)
+    n = len(test_dataset.inter_feat)
+    for start in tqdm(range(0, n, batch), desc="  evaluate (full)", ncols=100):
+        rows = test_dataset.inter_feat[start : min(start + batch, n)].to(model.device)
+        scores = model.full_sort_predict(rows).float()
+        scores[:, 0] = -np.inf
+        history = rows[seq_field]
+        target = rows[iid]
+        target_scores = scores.gather(1, target[:, None]).clone()
+        scores.scatter_(1, history, -np.inf)  # already-seen items are not recommended
+        scores.scatter_(1, target[:, None], target_scores)
+        ranks.append(((scores >= target_scores).sum(1) - 1).cpu().numpy())
+    return np.concatenate(ranks)
+
+
+def _run_info(command):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def git(*args):
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return {
+        "command": command or " ".join(sys.argv),
+        "commit": git("rev-parse", "HEAD") or "unknown",
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu": cpu,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def write_results(records, run_info, out_dir, stem):
+    os.makedirs(out_dir, exist_ok=True)
+    payload = {"run": run_info, "results": records}
+    with open(os.path.join(out_dir, f"{stem}.json"), "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+    table = markdown_table(records, run_info)
+    with open(os.path.join(out_dir, f"{stem}.md"), "w", encoding="utf-8") as f:
+        f.write(table)
+    _chart(records, os.path.join(out_dir, f"{stem}.png"))
+    print(table)
+    return table
+
+
+def markdown_table(records, run_info):
+    metric_keys = sorted(
+        {k for r in records for k in r["metrics"]},
+        key=lambda k: (k.split("@")[0] != "hit", int(k.split("@")[1])),
+    )
+    header = [
+        "dataset",
+        "users",
+        "model",
+        *metric_keys,
+        "train s",
+        "eval s",
+        "trainable",
+        "candidates sha256",
+    ]
+    lines = [
+        f"Command: `{run_info['command']}`  ",
+        f"Commit: `{run_info['commit']}`{' (with uncommitted changes)' if run_info['uncommitted_changes'] else ''}  ",
+        f"Machine: {run_info['machine']['cpu']} ({run_info['machine']['cpu_count']} cores), "
+        f"torch {run_info['machine']['torch']}, GPU: {run_info['machine']['gpu'] or 'none'}  ",
+        f"Finished: {run_info['finished']}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for r in records:
+        cells = [
+            f"{r['dataset']} ({r['protocol']})",
+            str(r["n_test_users"]),
+            r["model"],
+            *[f"{r['metrics'][k]:.4f}" if k in r["metrics"] else "" for k in metric_keys],
+            f"{r['train_seconds']:.0f}",
+            f"{r['eval_seconds']:.0f}",
+            f"{r['trainable_parameters']:,}",
+            (r["candidates_sha256"] or "full ranking")[:12],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _chart(records, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        getLogger().warning(
+            "matplotlib is not installed: no chart written (pip install matplotlib)"
+        )
+        return
+    groups = sorted({(r["dataset"], r["protocol"]) for r in records})
+    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
+    for ax, (dataset, protocol) in zip(axes[0], groups):
+        rows = [r for r in records if r["dataset"] == dataset and r["protocol"] == protocol]
+        keys = [k for k in HEADLINE if k in rows[0]["metrics"]] or list(rows[0]["metrics"])[:2]
+        width = 0.8 / len(keys)
+        x = np.arange(len(rows))
+        for j, key in enumerate(keys):
+            values = [r["metrics"][key] for r in rows]
+            bars = ax.bar(x + j * width, values, width, label=key)
+            ax.bar_label(bars, fmt="%.3f", fontsize=7)
+        ax.set_xticks(x + width * (len(keys) - 1) / 2, [r["model"] for r in rows], rotation=15)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{dataset}, {protocol}, {rows[0]['n_test_users']} test users")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _log(message):
+    print(message, flush=True)
+
+
+def _jsonable(value):
+    return (
+        value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+    )

@@ -1,0 +1,75 @@
+"""The side-by-side benchmark on tiny data: shared candidates, deterministic sample, outputs."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from conftest import DATASET_DIR
+from recbole_instructrec.bench import run_benchmark
+from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
+from recbole_instructrec.bench.user_sample import sample_users
+
+
+def test_user_sample_is_deterministic_and_taken_before_the_split(tmp_path):
+    path_a, name = sample_users(DATASET_DIR, "tiny", 12, seed=3, out_root=str(tmp_path / "a"))
+    path_b, _ = sample_users(DATASET_DIR, "tiny", 12, seed=3, out_root=str(tmp_path / "b"))
+    path_c, _ = sample_users(DATASET_DIR, "tiny", 12, seed=4, out_root=str(tmp_path / "c"))
+
+    a = pd.read_csv(os.path.join(path_a, name, f"{name}.inter"), sep="\t")
+    b = pd.read_csv(os.path.join(path_b, name, f"{name}.inter"), sep="\t")
+    assert a.equals(b)
+    assert a["user_id:token"].nunique() == 12
+    full = pd.read_csv(os.path.join(DATASET_DIR, "tiny", "tiny.inter"), sep="\t")
+    # Whole histories are kept: the sample is of users, before any split.
+    for user, rows in a.groupby("user_id:token"):
+        assert len(rows) == (full["user_id:token"] == user).sum()
+    c_name = "tiny-u12-s4"
+    c = pd.read_csv(os.path.join(path_c, c_name, f"{c_name}.inter"), sep="\t")
+    assert set(c["user_id:token"]) != set(a["user_id:token"])
+    assert os.path.isfile(os.path.join(path_a, name, f"{name}.item"))
+
+
+def test_metrics_from_ranks():
+    ranks = positive_ranks(np.array([[0.9, 0.1, 0.2], [0.1, 0.5, 0.1], [0.3, 0.3, 0.0]]))
+    assert ranks.tolist() == [0, 2, 1]  # ties count against the positive
+    metrics = ranking_metrics(ranks, [1, 3])
+    assert metrics["hit@1"] == 1 / 3 and metrics["hit@3"] == 1.0
+    assert abs(metrics["ndcg@3"] - (1 + 1 / np.log2(4) + 1 / np.log2(3)) / 3) < 1e-12
+
+
+def test_benchmark_uses_identical_candidates_and_writes_results(tmp_path, tiny_llm):
+    out = tmp_path / "results"
+    records = run_benchmark(
+        datasets=["tiny"],
+        models=["SASRec", "InstructRec-zeroshot", "InstructRec-LoRA"],
+        protocol="uni9",
+        max_users=25,
+        data_path=DATASET_DIR,
+        model_settings={
+            "SASRec": {"epochs": 1},
+            "InstructRec-LoRA": {"train_steps_per_epoch": 2},
+        },
+        common_settings={"llm_path": tiny_llm, "eval_batch_size": 50},
+        out_dir=str(out),
+        tag="tiny",
+        command="pytest",
+    )
+    hashes = {r["candidates_sha256"] for r in records}
+    assert len(hashes) == 1 and None not in hashes
+    assert {r["n_test_users"] for r in records} == {records[0]["n_test_users"]}
+    for name in ("bench-tiny.json", "bench-tiny.md", "bench-tiny.png"):
+        assert os.path.getsize(out / name) > 0
+    payload = json.loads((out / "bench-tiny.json").read_text())
+    assert payload["run"]["command"] == "pytest" and payload["run"]["machine"]["cpu_count"]
+    row = payload["results"][0]
+    for key in ("hit@1", "hit@3", "hit@5", "ndcg@3", "ndcg@5"):
+        assert 0 <= row["metrics"][key] <= 1
+    assert row["train_seconds"] >= 0 and row["eval_seconds"] >= 0
+    # The stored candidates are the ones every model was scored on.
+    candidate_file = out / os.path.basename(records[0]["candidates_file"])
+    stored = [json.loads(line) for line in candidate_file.read_text().splitlines()]
+    assert len(stored) == records[0]["n_test_users"]
+    assert all(len(r["items"]) == 10 and len(set(r["items"])) == 10 for r in stored)
+    assert "| tiny (uni9) |" in (out / "bench-tiny.md").read_text()

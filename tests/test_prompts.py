@@ -1,0 +1,141 @@
+"""Item text restored from RecBole's token_seq fields, and instruction building."""
+
+import shutil
+
+import pytest
+from recbole.config import Config
+from recbole.data import create_dataset
+
+from conftest import DATASET_DIR
+from recbole_instructrec.prompts.builder import PromptBudgetError, PromptBuilder
+from recbole_instructrec.prompts.item_text import ItemTextError, item_text_fields, item_texts
+from recbole_instructrec.prompts.templates import TemplateError, get_template, load_templates
+
+
+def _dataset(name="tiny", data_path=DATASET_DIR, **settings):
+    config = Config(
+        model="InstructRec", dataset=name, config_dict={"data_path": data_path, **settings}
+    )
+    return config, create_dataset(config)
+
+
+def _text_of(dataset, texts, token):
+    return texts[dataset.field2token_id[dataset.iid_field][token]]
+
+
+def test_item_text_is_the_original_text_not_rejoined_tokens():
+    config, dataset = _dataset()
+    fields = item_text_fields(config, dataset)
+    assert fields == ["title", "year"]
+    texts = item_texts(dataset, fields)
+    assert _text_of(dataset, texts, "i1") == "Long Road (1981)"
+    # HTML entities decoded, whitespace runs collapsed, accents kept.
+    assert _text_of(dataset, texts, "i5") == "Tom & Jerry: Laughing Together (1985)"
+    assert _text_of(dataset, texts, "i9") == "Amélie's Quiet Garden (1989)"
+    assert texts[0] == ""
+
+
+def test_ml100k_titles_with_release_year():
+    config, dataset = _dataset("ml-100k")
+    texts = item_texts(dataset, item_text_fields(config, dataset))
+    assert _text_of(dataset, texts, "1") == "Toy Story (1995)"
+    assert _text_of(dataset, texts, "2") == "GoldenEye (1995)"
+
+
+def test_fallback_rebuilds_text_from_recbole_tokens(tmp_path, monkeypatch):
+    import recbole_instructrec.prompts.item_text as item_text
+
+    config, dataset = _dataset()
+    monkeypatch.setattr(item_text, "_raw_columns", lambda *a: None)
+    texts = item_texts(dataset, ["title", "year"])
+    assert _text_of(dataset, texts, "i1") == "Long Road (1981)"
+
+
+def test_item_text_fields_setting_picks_fields():
+    config, dataset = _dataset(item_text_fields=["title", "genre"])
+    texts = item_texts(dataset, item_text_fields(config, dataset))
+    assert _text_of(dataset, texts, "i1") == "Long Road (Drama)"
+
+
+def test_missing_text_field_error_names_the_fields(tmp_path):
+    folder = tmp_path / "notext"
+    folder.mkdir()
+    shutil.copy(f"{DATASET_DIR}/tiny/tiny.inter", folder / "notext.inter")
+    with open(folder / "notext.item", "w") as f:
+        f.write("item_id:token\tprice:float\n")
+        f.write("".join(f"i{i}\t{i}.5\n" for i in range(1, 41)))
+    config, dataset = _dataset("notext", str(tmp_path))
+    with pytest.raises(ItemTextError) as err:
+        item_text_fields(config, dataset)
+    assert "price" in str(err.value) and "item_text_fields" in str(err.value)
+
+
+def test_unknown_item_text_field_is_named():
+    config, dataset = _dataset(item_text_fields=["title", "director"])
+    with pytest.raises(ItemTextError, match="director"):
+        item_text_fields(config, dataset)
+
+
+class WordTokenizer:
+    """Whitespace tokenizer: one token per word, for exact budget arithmetic."""
+
+    chat_template = None
+    eos_token_id = 1
+
+    def __init__(self):
+        self.vocab = {}
+
+    def _ids(self, text):
+        return [self.vocab.setdefault(w, len(self.vocab) + 2) for w in text.split()]
+
+    def __call__(self, text, add_special_tokens=True):
+        if isinstance(text, list):
+            return {"input_ids": [self._ids(t) for t in text]}
+        return {"input_ids": self._ids(text)}
+
+    def decode(self, ids):
+        inverse = {v: k for k, v in self.vocab.items()}
+        return " ".join(inverse[i] for i in ids)
+
+
+def _builder(**kwargs):
+    texts = ["", "alpha one", "beta two two", "gamma", "delta four four four", "eps"]
+    template = get_template(load_templates(), "seq-match-1")
+    return PromptBuilder(WordTokenizer(), texts, template, **kwargs)
+
+
+def test_prompt_keeps_the_most_recent_items_in_order():
+    builder = _builder(max_history_items=3)
+    text = builder.render([1, 2, 3, 4, 5][-3:])
+    assert text.index("gamma") < text.index("delta") < text.index("eps")
+    ids = builder.prompt_ids([1, 2, 3, 4, 5])
+    decoded = builder.tokenizer.decode(ids)
+    assert "alpha" not in decoded and "beta" not in decoded and "eps" in decoded
+
+
+def test_prompt_truncation_fits_the_budget_dropping_oldest_first():
+    full = _builder(max_history_items=10)
+    base = len(full.prompt_ids([]))
+    budget = base + 6  # room for "N. eps" and "N. delta four four four"? no: 2 + 5 tokens
+    builder = _builder(max_history_items=10, max_prompt_tokens=budget)
+    ids = builder.prompt_ids([1, 2, 3, 4, 5])
+    assert len(ids) <= budget
+    decoded = builder.tokenizer.decode(ids)
+    assert "eps" in decoded and "alpha" not in decoded
+    assert len(full.prompt_ids([1, 2, 3, 4, 5])) > budget
+
+
+def test_template_larger_than_budget_is_a_clear_error():
+    with pytest.raises(PromptBudgetError, match="max_prompt_tokens"):
+        _builder(max_prompt_tokens=3)
+
+
+def test_long_item_texts_are_capped():
+    builder = _builder(max_item_tokens=2)
+    assert builder.texts[4] == "delta four…"
+    assert len(builder.answer_ids(4)) == 3  # two tokens + end of answer
+
+
+def test_unknown_template_is_named():
+    with pytest.raises(TemplateError, match="no-such-template"):
+        get_template(load_templates(), "no-such-template")
