@@ -77,8 +77,16 @@ def run_benchmark(
         tokens = _as_tokens(candidates, test_dataset)
         for name in models:
             _log(f"[{dataset}] {name}: training and evaluating")
+            scores_file = os.path.join(out_dir, "scores", stamp, f"{ds_name}-{name}.jsonl")
             record = _run_one(
-                name, ds_name, common, model_settings.get(name, {}), tokens, protocol, ks
+                name,
+                ds_name,
+                common,
+                model_settings.get(name, {}),
+                tokens,
+                protocol,
+                ks,
+                scores_file,
             )
             record.update(
                 dataset=dataset,
@@ -155,7 +163,7 @@ def resolve_model(name):
     return name, {}
 
 
-def _run_one(name, dataset, common, overrides, tokens, protocol, ks):
+def _run_one(name, dataset, common, overrides, tokens, protocol, ks, scores_file):
     model_name, variant = resolve_model(name)
     settings = {**common}
     if model_name != "InstructRec":
@@ -179,9 +187,12 @@ def _run_one(name, dataset, common, overrides, tokens, protocol, ks):
     else:
         ids = _to_ids(tokens, test_dataset)
         digest = cand.candidate_hash(ids, test_dataset)
-        ranks = _sampled_ranks(model, test_dataset, ids, config["eval_batch_size"])
+        scores = _sampled_scores(model, test_dataset, ids, config["eval_batch_size"])
+        ranks = positive_ranks(scores)
+        _save_scores(scores_file, scores, ids, test_dataset)
     eval_time = time.time() - start
     return {
+        "scores_file": scores_file if tokens is not None else None,
         "model": name,
         "recbole_model": model_name,
         "settings": {k: _jsonable(v) for k, v in {**variant, **overrides}.items()},
@@ -220,8 +231,24 @@ def _to_ids(tokens, test_dataset):
     return ids
 
 
+def _save_scores(path, scores, ids, test_dataset):
+    """Per test user: its candidates (tokens, positive first) and this model's scores."""
+    users = test_dataset.inter_feat[test_dataset.uid_field].numpy()
+    user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
+    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for u, row, score in zip(users, ids, scores):
+            record = {
+                "user": str(user_tokens[u]),
+                "items": [str(item_tokens[i]) for i in row],
+                "scores": [round(float(x), 6) for x in score],
+            }
+            f.write(json.dumps(record) + "\n")
+
+
 @torch.no_grad()
-def _sampled_ranks(model, test_dataset, ids, eval_batch_size):
+def _sampled_scores(model, test_dataset, ids, eval_batch_size):
     model.eval()
     width = ids.shape[1]
     users_per_batch = max(int(eval_batch_size) // width, 1)
@@ -230,7 +257,7 @@ def _sampled_ranks(model, test_dataset, ids, eval_batch_size):
         stop = min(start + users_per_batch, len(ids))
         rows = cand.candidate_rows(test_dataset, ids, start, stop)
         scores.append(model.predict(rows.to(model.device)).view(-1, width).float().cpu().numpy())
-    return positive_ranks(np.concatenate(scores))
+    return np.concatenate(scores)
 
 
 @torch.no_grad()
