@@ -33,7 +33,14 @@ VARIANTS = {
     "InstructRec-LoRA": ("InstructRec", {}),
 }
 DEFAULT_MODELS = ["SASRec", "BERT4Rec", "InstructRec-zeroshot", "InstructRec-LoRA"]
-BASELINE_SETTINGS = {"epochs": 20, "stopping_step": 5, "train_neg_sample_args": None}
+BASELINE_SETTINGS = {
+    "epochs": 20,
+    "stopping_step": 5,
+    "train_neg_sample_args": None,
+    # Interactions only: with item features loaded, RecBole's sequential loader joins them onto
+    # every item of every history (~50x slower epochs) though ID models never read them.
+    "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+}
 PROTOCOL_KS = {"uni9": [1, 3, 5], "full": [1, 5, 10, 20]}
 HEADLINE = ["hit@1", "ndcg@5"]
 
@@ -64,6 +71,8 @@ def run_benchmark(
         if max_users:
             ds_path, ds_name = sample_users(ds_path, dataset, int(max_users), seed, cache)
         common = _common_settings(ds_path, protocol, seed, cache, common_settings)
+        # Candidates come from the interaction-only vocabulary, which every model shares
+        # (InstructRec's, with the .item file loaded, is a superset); they are stored as tokens.
         reference = _prepare("SASRec", ds_name, {**common, **BASELINE_SETTINGS})
         _, _, full_dataset, test_dataset = reference
         candidates = (
@@ -113,7 +122,6 @@ def _common_settings(data_path, protocol, seed, cache, extra):
         "data_path": data_path,
         "seed": seed,
         "reproducibility": True,
-        "load_col": None,  # identical item vocabularies for every model
         "eval_args": {
             "split": {"LS": "valid_and_test"},
             "order": "TO",
