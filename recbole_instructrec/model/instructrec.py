@@ -22,11 +22,23 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_instructrec.prompts.builder import PromptBuilder
+from recbole_instructrec.prompts.intentions import (
+    IntentionSource,
+    item_categories,
+    load_vague_table,
+    user_texts,
+)
 from recbole_instructrec.prompts.item_text import item_text_fields, item_texts
-from recbole_instructrec.prompts.templates import get_template, load_templates
+from recbole_instructrec.prompts.templates import (
+    TASK_FORMS,
+    TemplateError,
+    get_template,
+    load_templates,
+)
 from recbole_instructrec.scoring.backbone import load_backbone
 from recbole_instructrec.scoring.continuation import ContinuationScorer
 from recbole_instructrec.scoring.lora import attach_lora
+from recbole_instructrec.scoring.retriever import load_retriever, retrieve_top_k
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -76,21 +88,78 @@ class InstructRec(SequentialRecommender):
 
         # item texts and instructions
         self.item_text_fields = item_text_fields(config, dataset)
+        self.texts = item_texts(dataset, self.item_text_fields)
+        self.intentions = IntentionSource(
+            item_categories(config, dataset),
+            load_vague_table(),
+            user_texts(config, dataset),
+        )
         self.templates = load_templates(config["instruction_templates"])
-        self.prompts = PromptBuilder(
-            self.tokenizer,
-            item_texts(dataset, self.item_text_fields),
-            get_template(self.templates, self.eval_template),
+        self.task_form = config["task_form"]
+        template = self._eval_template()
+        self._builder_settings = dict(
             is_encoder_decoder=self.is_encoder_decoder,
             max_history_items=self.max_history_items,
             max_prompt_tokens=self.max_prompt_tokens,
             max_item_tokens=self.max_item_tokens,
             use_chat_template=config["use_chat_template"],
             system_prompt=config["system_prompt"],
+            intentions=self.intentions,
+            normalization=self.score_normalization,
+            seed=config["seed"],
+            rerank_window=config["rerank_window"],
         )
+        self._builders = {}
+        self.prompts = self._builder(template)
+        train_ids = config["train_templates"] or [template.id]
+        if isinstance(train_ids, str):
+            train_ids = [train_ids]
+        self.train_templates = [
+            get_template(self.templates, t, "train_templates") for t in train_ids
+        ]
+        for t in self.train_templates:
+            self._builder(t)  # fail at start, not mid-training, on a slot the data cannot fill
+        self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
         self.scorer = self._scorer_for(self.llm)
         self._eval_scorer = None
+
+        # two-stage full ranking: a saved RecBole model proposes, the LLM re-ranks its top-K.
+        # Kept out of the module tree: it is neither trained nor saved with the adapters.
+        self.candidate_model = config["candidate_model"]
+        self.rerank_top_k = config["rerank_top_k"]
+        self._retriever = (
+            [load_retriever(self.candidate_model, dataset)] if self.candidate_model else []
+        )
         self.negative_generator = torch.Generator().manual_seed(int(config["seed"] or 0))
+
+    def _eval_template(self):
+        template = get_template(self.templates, self.eval_template)
+        if self.task_form is None or template.task_form == self.task_form:
+            return template
+        if self.task_form not in TASK_FORMS:
+            raise TemplateError(
+                f"task_form={self.task_form!r} is not a task form; use one of {TASK_FORMS}."
+            )
+        for candidate in self.templates.values():
+            if (candidate.task_form, candidate.preference, candidate.intention) == (
+                self.task_form,
+                template.preference,
+                template.intention,
+            ):
+                return candidate
+        raise TemplateError(
+            f"task_form={self.task_form} has no template with eval_template={template.id!r}'s "
+            f"preference {template.preference} and intention {template.intention}; set "
+            "eval_template to a template of that form."
+        )
+
+    def _builder(self, template):
+        if template.id not in self._builders:
+            self.intentions.check_fillable(template)
+            self._builders[template.id] = PromptBuilder(
+                self.tokenizer, self.texts, template, **self._builder_settings
+            )
+        return self._builders[template.id]
 
     def train(self, mode=True):
         # Any switch of mode invalidates the merged evaluation copy of the LM.
@@ -121,44 +190,55 @@ class InstructRec(SequentialRecommender):
     def calculate_loss(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
-        pos_items = interaction[self.POS_ITEM_ID]
+        pos_items = interaction[self.POS_ITEM_ID].tolist()
+        users = self._users(interaction)
         histories = _histories(item_seq, item_seq_len)
-        negatives = self._sample_negatives(histories, pos_items.tolist())
-        candidates = [[p] + n for p, n in zip(pos_items.tolist(), negatives)]
-        result = self.scorer.score(
-            [self.prompts.prompt_ids(h) for h in histories],
-            [[self.prompts.answer_ids(i) for i in row] for row in candidates],
-        )
-        scores = torch.stack(result.normalized(self.score_normalization))
-        # Listwise: the positive must out-score the sampled negatives. The generation term keeps
-        # the LM able to write the positive's title, the paper's seq2seq objective.
+        negatives = self._sample_negatives(histories, pos_items)
+        picks = torch.randint(
+            len(self.train_templates), (len(histories),), generator=self.template_generator
+        ).tolist()
+        plans = [
+            self._builder(self.train_templates[k]).plan(h, [p] + n, target=p, user=u)
+            for k, h, p, n, u in zip(picks, histories, pos_items, negatives, users)
+        ]
+        scored = self._score_plans(plans, self.scorer)
+        scores = torch.stack([s for s, _, _ in scored])
+        # Listwise: the positive (column 0) must out-score the sampled negatives, whatever the
+        # task form. For matching (T2) a generation term also keeps the LM able to write the
+        # positive's title, the paper's seq2seq objective.
         target = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
-        ranking_loss = F.cross_entropy(scores / self.ranking_temperature, target)
-        sums = torch.stack([s[0] for s in result.logprob_sums])
-        counts = torch.stack([c[0] for c in result.token_counts])
-        lm_loss = -(sums / counts).mean()
-        return ranking_loss + self.lm_loss_weight * lm_loss
+        loss = F.cross_entropy(scores / self.ranking_temperature, target)
+        matching = [
+            sums[0] / counts[0]
+            for (_, sums, counts), k in zip(scored, picks)
+            if self.train_templates[k].task_form == "T2"
+        ]
+        if matching and self.lm_loss_weight:
+            loss = loss - self.lm_loss_weight * torch.stack(matching).mean() * (
+                len(matching) / len(picks)
+            )
+        return loss
 
     def predict(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
-        test_item = interaction[self.ITEM_ID]
-        # RecBole flattens sampled evaluation into rows (positive + negatives per user); rows
-        # with the same history share one prompt.
+        items = interaction[self.ITEM_ID].tolist()
+        users = self._users(interaction)
+        # RecBole flattens sampled evaluation into rows, a user's positive first, then its
+        # negatives; rows with the same history share one prompt. Only intention templates
+        # (search tasks) read the positive, to state what the user asks for.
         rows_by_history = {}
         for row, history in enumerate(_histories(item_seq, item_seq_len)):
             rows_by_history.setdefault(tuple(history), []).append(row)
-        items = test_item.tolist()
-        result = self._inference_scorer().score(
-            [self.prompts.prompt_ids(h) for h in rows_by_history],
-            [
-                [self.prompts.answer_ids(items[r]) for r in rows]
-                for rows in rows_by_history.values()
-            ],
-        )
+        plans = [
+            self.prompts.plan(
+                history, [items[r] for r in rows], target=items[rows[0]], user=users[rows[0]]
+            )
+            for history, rows in rows_by_history.items()
+        ]
         scores = torch.empty(len(items), device=item_seq.device)
-        for rows, user_scores in zip(
-            rows_by_history.values(), result.normalized(self.score_normalization)
+        for rows, (user_scores, _, _) in zip(
+            rows_by_history.values(), self._score_plans(plans, self._inference_scorer())
         ):
             scores[torch.tensor(rows, device=scores.device)] = user_scores.to(scores.dtype)
         return scores
@@ -167,13 +247,66 @@ class InstructRec(SequentialRecommender):
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
         histories = _histories(item_seq, item_seq_len)
-        all_items = [self.prompts.answer_ids(i) for i in range(1, self.n_items)]
-        result = self._inference_scorer().score(
-            [self.prompts.prompt_ids(h) for h in histories], [all_items] * len(histories)
-        )
+        if self._retriever:
+            return self._rerank_retrieved(interaction, item_seq, histories)
+        targets = self._full_sort_targets(interaction, len(histories))
+        users = self._users(interaction)
+        everything = list(range(1, self.n_items))
+        plans = [
+            self.prompts.plan(h, everything, target=t, user=u)
+            for h, t, u in zip(histories, targets, users)
+        ]
         scores = torch.full((len(histories), self.n_items), float("-inf"), device=item_seq.device)
-        scores[:, 1:] = torch.stack(result.normalized(self.score_normalization)).to(scores.dtype)
+        scored = self._score_plans(plans, self._inference_scorer())
+        scores[:, 1:] = torch.stack([s for s, _, _ in scored]).to(scores.dtype)
         return scores
+
+    def _rerank_retrieved(self, interaction, item_seq, histories):
+        """The retriever's top-K, ordered by the LLM, above every other item, which keeps the
+        retriever's order."""
+        retriever = self._retriever[0].to(item_seq.device)
+        scores, top = retrieve_top_k(retriever, interaction, item_seq, self.rerank_top_k)
+        targets = self._full_sort_targets(interaction, len(histories))
+        users = self._users(interaction)
+        plans = [
+            self.prompts.plan(h, row, target=t, user=u)
+            for h, row, t, u in zip(histories, top.tolist(), targets, users)
+        ]
+        scored = self._score_plans(plans, self._inference_scorer())
+        llm = torch.stack([s for s, _, _ in scored]).to(scores.dtype)
+        lift = scores.amax(1, keepdim=True) - llm.amin(1, keepdim=True) + 1.0
+        return scores.scatter(1, top, llm + lift)
+
+    def _score_plans(self, plans, scorer):
+        """(scores per candidate, raw logprob sums, token counts) for every plan, from one
+        batched scorer call over all their requests."""
+        prompts, continuations, spans = [], [], []
+        for plan in plans:
+            spans.append((len(prompts), len(prompts) + len(plan.requests)))
+            for prefix, conts in plan.requests:
+                prompts.append(prefix)
+                continuations.append(conts)
+        result = scorer.score(prompts, continuations)
+        out = []
+        for plan, (start, stop) in zip(plans, spans):
+            if stop > start:
+                sums = torch.cat(result.logprob_sums[start:stop])
+                counts = torch.cat(result.token_counts[start:stop])
+            else:
+                sums = counts = torch.zeros(0, device=self.device)
+            out.append((plan.combine(sums, counts), sums, counts))
+        return out
+
+    def _users(self, interaction):
+        if self.USER_ID in interaction:
+            return interaction[self.USER_ID].tolist()
+        return [None] * len(interaction)
+
+    def _full_sort_targets(self, interaction, n):
+        # Full-sort rows carry the true next item in ITEM_ID; only search templates read it.
+        if self.ITEM_ID in interaction:
+            return interaction[self.ITEM_ID].tolist()
+        return [None] * n
 
     def checkpoint_identity(self):
         """What a checkpoint must match to be loaded into this model."""

@@ -1,17 +1,47 @@
-"""Turns a user's history (internal item ids) into instruction token ids, and items into
-answer token ids, within a token budget.
+"""Turns a user's history (internal item ids) into scoring requests for any task form.
+
+Every task form becomes "a shared prefix + continuations", scored by one primitive
+(:class:`~recbole_instructrec.scoring.continuation.ContinuationScorer`):
+
+* T2 matching: prefix = the instruction; one continuation per candidate: its text as the answer.
+* T3 reranking: prefix = the instruction with the candidates listed as (A), (B), ... in a seeded
+  shuffled order; continuations = the labels; a candidate's score is log p(its label). All
+  candidates are scored from the prompt's last position: one pass, as LlamaRec does.
+* T0 pointwise: the instruction is cut at the candidate slot; the prefix (history) is shared and
+  each candidate continues it with "<candidate and the rest of the prompt> Yes" and "... No".
+  log p(..Yes) - log p(..No) = log P(Yes) - log P(No): the shared tokens cancel exactly.
+* T1 pairwise: the same cut at {item_a}; each candidate meets its two neighbours of a seeded
+  cyclic order, in both orders (A/B), and its score is its mean log-odds of being chosen.
 
 Causal LMs with a chat template get the instruction as the user turn and the answer as the
-assistant turn, closed by the end-of-turn token, so that "Star Wars" and "Star Wars (1977)" are
-different answers. Without a chat template, the answer follows ``Answer:``. Encoder-decoder
-LMs read the instruction in the encoder and the answer in the decoder.
+assistant turn; T2 answers end with the end-of-turn token, so "Star Wars" and "Star Wars (1977)"
+differ. Without a chat template, the answer follows ``Answer:``. Encoder-decoder LMs read the
+whole instruction in the encoder (no cut) and the answer in the decoder.
 """
 
+import hashlib
+import string
+from dataclasses import dataclass
 from logging import getLogger
+
+import torch
+
+LABELS = string.ascii_uppercase
+_SENTINEL = "\u2063CANDIDATE\u2063"
+_SENTINEL_B = "\u2063SECOND\u2063"
 
 
 class PromptBudgetError(ValueError):
     """The template cannot fit ``max_prompt_tokens`` even with an empty history."""
+
+
+@dataclass
+class Plan:
+    """Requests for one user: (prefix ids, continuation id lists); ``combine`` maps the flat
+    (logprob sums, token counts) of all continuations to one score per candidate."""
+
+    requests: list
+    combine: object
 
 
 class PromptBuilder:
@@ -26,6 +56,10 @@ class PromptBuilder:
         max_item_tokens=32,
         use_chat_template=True,
         system_prompt=None,
+        intentions=None,
+        normalization="mean",
+        seed=0,
+        rerank_window=20,
     ):
         self.tokenizer = tokenizer
         self.template = template
@@ -38,9 +72,15 @@ class PromptBuilder:
             and getattr(tokenizer, "chat_template", None) is not None
         )
         self.system_prompt = system_prompt
+        self.intentions = intentions
+        self.normalization = normalization
+        self.seed = int(seed or 0)
+        self.rerank_window = min(int(rerank_window), len(LABELS))
         self.texts, self._text_lengths = self._capped_texts(texts, int(max_item_tokens))
         self._answers = {}
-        overhead = len(self.prompt_ids([]))
+        self._labels = [self._answer_tokens(label, end=False) for label in LABELS]
+        self._yes_no = [self._answer_tokens("Yes", end=False), self._answer_tokens("No", end=False)]
+        overhead = len(self._encode(self._format(self._render([], sample_slots=True))))
         if overhead > self.max_prompt_tokens:
             raise PromptBudgetError(
                 f"max_prompt_tokens={self.max_prompt_tokens} is smaller than template "
@@ -63,58 +103,221 @@ class PromptBuilder:
             getLogger().info(f"{cut} item texts were cut to max_item_tokens={cap} tokens.")
         return capped, lengths
 
+    # ----------------------------------------------------------------- plans
+    def plan(self, history, candidates, target=None, user=None):
+        """Scoring requests for ``candidates`` (item ids) of a user with ``history``.
+
+        ``target`` (the true next item) only fills I1/I2 intention slots; ``user`` only the P2
+        preference slot when the dataset has a user text field.
+        """
+        history = self._recent(history)
+        slots = self._user_slots(history, target, user)
+        form = self.template.task_form
+        if form == "T2":
+            prefix = self.prompt_ids(history, **slots)
+            conts = [self.answer_ids(c) for c in candidates]
+            return Plan([(prefix, conts)], self._normalized)
+        if form == "T3":
+            return self._rerank_plan(history, candidates, slots)
+        if form == "T0":
+            return self._pointwise_plan(history, candidates, slots)
+        return self._pairwise_plan(history, candidates, slots)
+
+    def _normalized(self, sums, counts):
+        if self.normalization == "sum":
+            return sums
+        return sums / counts.clamp(min=1)
+
+    def _rerank_plan(self, history, candidates, slots):
+        order = self._shuffled(history, len(candidates))
+        requests, owner = [], []
+        for start in range(0, len(order), self.rerank_window):
+            window = order[start : start + self.rerank_window]
+            listing = "\n".join(
+                f"({LABELS[k]}) {self.texts[candidates[i]]}" for k, i in enumerate(window)
+            )
+            prefix = self.prompt_ids(history, candidates=listing, **slots)
+            requests.append((prefix, [self._labels[k] for k in range(len(window))]))
+            owner += window
+
+        def combine(sums, counts):
+            scores = torch.empty_like(sums)
+            scores[torch.tensor(owner, device=sums.device)] = sums
+            return scores
+
+        return Plan(requests, combine)
+
+    def _pointwise_plan(self, history, candidates, slots):
+        if self.is_encoder_decoder:
+            requests = [
+                (self.prompt_ids(history, candidate=self.texts[c], **slots), self._yes_no)
+                for c in candidates
+            ]
+        else:
+            prefix, suffix = self._cut(history, slots)
+            conts = []
+            for c in candidates:
+                tail = self._tail_ids(suffix, self.texts[c])
+                conts += [tail + self._yes_no[0], tail + self._yes_no[1]]
+            requests = [(prefix, conts)]
+        return Plan(requests, lambda sums, counts: sums[0::2] - sums[1::2])
+
+    def _pairwise_plan(self, history, candidates, slots):
+        n = len(candidates)
+        order = self._shuffled(history, n)
+        pairs = []
+        for k in range(n):
+            x, y = order[k], order[(k + 1) % n]
+            if x != y:
+                pairs += [(x, y), (y, x)]
+        if not pairs:  # one candidate: nothing to compare
+            return Plan([], lambda sums, counts: torch.zeros(n))
+        if self.is_encoder_decoder:
+            requests = [
+                (
+                    self.prompt_ids(
+                        history,
+                        item_a=self.texts[candidates[a]],
+                        item_b=self.texts[candidates[b]],
+                        **slots,
+                    ),
+                    self._labels[:2],
+                )
+                for a, b in pairs
+            ]
+        else:
+            prefix, suffix = self._cut(history, slots)
+            conts = []
+            for a, b in pairs:
+                tail = self._tail_ids(suffix, self.texts[candidates[a]], self.texts[candidates[b]])
+                conts += [tail + self._labels[0], tail + self._labels[1]]
+            requests = [(prefix, conts)]
+
+        def combine(sums, counts):
+            a_wins = sums[0::2] - sums[1::2]  # log-odds that the A item is chosen
+            totals = torch.zeros(n, dtype=sums.dtype, device=sums.device)
+            seen = torch.zeros(n, dtype=sums.dtype, device=sums.device)
+            for p, (a, b) in enumerate(pairs):
+                totals[a] += a_wins[p]
+                totals[b] -= a_wins[p]
+                seen[a] += 1
+                seen[b] += 1
+            return totals / seen.clamp(min=1)
+
+        return Plan(requests, combine)
+
+    def _shuffled(self, history, n):
+        """A seeded order of ``n`` candidate positions: the same user always gets the same
+        order, and the positive (RecBole puts it first) has no favoured position."""
+        digest = hashlib.sha256(f"{self.seed}|{history}".encode()).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+        return torch.randperm(n, generator=generator).tolist()
+
+    def _user_slots(self, history, target, user):
+        needed = set(self.template.slots)
+        slots = {}
+        if "intention" in needed:
+            intention = self.template.intention
+            source = self._require_intentions()
+            slots["intention"] = (
+                source.specific(target) if intention == "I2" else source.vague(target)
+            )
+        if "preference" in needed:
+            slots["preference"] = self._require_intentions().explicit_preference(history, user)
+        return slots
+
+    def _require_intentions(self):
+        if self.intentions is None:
+            raise ValueError(
+                f"Template '{self.template.id}' needs intention/preference text, but no "
+                "intention source was given."
+            )
+        return self.intentions
+
     # ------------------------------------------------------------- prompt
     def prompt_ids(self, history, **slots):
-        """Token ids of the instruction for ``history`` (oldest first), fitted to the budget.
-
-        The oldest items are dropped first; at least the most recent one is kept if it fits.
-        """
-        history = [int(i) for i in history if int(i) != 0][-self.max_history_items :]
+        """Token ids of the whole instruction for ``history`` (oldest first), fitted to the
+        budget: the oldest items are dropped first."""
+        history = self._recent(history)
         while True:
-            ids = self._encode_prompt(self.render(history, **slots))
+            ids = self._encode(self._format(self._render(history, **slots)))
             if len(ids) <= self.max_prompt_tokens or not history:
                 return ids
-            excess = len(ids) - self.max_prompt_tokens
-            dropped, freed = 0, 0
-            while dropped < len(history) and freed < excess:
-                freed += self._text_lengths[history[dropped]] + 3  # "N. " and newline
-                dropped += 1
-            history = history[max(dropped, 1) :]
+            history = history[self._items_to_drop(history, len(ids)) :]
+
+    def _cut(self, history, slots):
+        """(shared prefix ids, the text from the first candidate slot on) for T0/T1 on causal
+        LMs; the text keeps the markers _SENTINEL (candidate / item A) and _SENTINEL_B."""
+        filler = {"candidate": _SENTINEL, "item_a": _SENTINEL, "item_b": _SENTINEL_B}
+        while True:
+            text = self._format(self._render(history, **filler, **slots))
+            head, tail = text.split(_SENTINEL, 1)
+            prefix = self._encode(head)
+            if len(prefix) <= self.max_prompt_tokens or not history:
+                return prefix, tail
+            history = history[self._items_to_drop(history, len(prefix)) :]
+
+    def _tail_ids(self, tail, first, second=""):
+        return self._encode_tail(first + tail.replace(_SENTINEL_B, second))
+
+    def _items_to_drop(self, history, length):
+        excess, dropped, freed = length - self.max_prompt_tokens, 0, 0
+        while dropped < len(history) and freed < excess:
+            freed += self._text_lengths[history[dropped]] + 3  # "N. " and a newline
+            dropped += 1
+        return max(dropped, 1)
+
+    def _recent(self, history):
+        return [int(i) for i in history if int(i) != 0][-self.max_history_items :]
 
     def render(self, history, **slots):
+        return self._render(self._recent(history), **slots)
+
+    def _render(self, history, sample_slots=False, **slots):
         values = {"history": self.history_text(history)}
+        if sample_slots:  # the overhead check: a typical filling of every slot
+            values.update({s: "x" for s in self.template.slots if s != "history"})
         values.update(slots)
         return self.template.render(**{s: values.get(s, "") for s in self.template.slots})
 
     def history_text(self, history):
         return "\n".join(f"{n}. {self.texts[i]}" for n, i in enumerate(history, 1))
 
-    def _encode_prompt(self, instruction):
-        tok = self.tokenizer
+    def _format(self, instruction):
         if self.use_chat:
             messages = [{"role": "user", "content": instruction}]
             if self.system_prompt:
                 messages.insert(0, {"role": "system", "content": self.system_prompt})
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return tok(text, add_special_tokens=False)["input_ids"]
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
         if self.is_encoder_decoder:
-            return tok(instruction)["input_ids"]
-        return tok(instruction + "\nAnswer:", add_special_tokens=True)["input_ids"]
+            return instruction
+        return instruction + "\nAnswer:"
+
+    def _encode(self, text):
+        if self.use_chat:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(text)["input_ids"]
+
+    def _encode_tail(self, text):
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     # ------------------------------------------------------------- answers
     def answer_ids(self, item):
-        """Token ids of item ``item`` written as the answer, end-of-answer token included."""
+        """Token ids of item ``item`` written as the T2 answer, end-of-answer token included."""
         item = int(item)
         cached = self._answers.get(item)
         if cached is None:
-            cached = self._encode_answer(self.template.response.format(candidate=self.texts[item]))
+            text = self.template.response.format(candidate=self.texts[item])
+            cached = self._answer_tokens(text)
+            if not self.is_encoder_decoder and self.tokenizer.eos_token_id is not None:
+                cached = cached + [self.tokenizer.eos_token_id]
             self._answers[item] = cached
         return cached
 
-    def _encode_answer(self, text):
-        tok = self.tokenizer
-        if self.is_encoder_decoder:
-            return tok(text)["input_ids"]  # T5-style tokenizers append </s>
+    def _answer_tokens(self, text, end=True):
+        if self.is_encoder_decoder:  # T5-style tokenizers append </s> with special tokens
+            return self.tokenizer(text, add_special_tokens=end)["input_ids"]
         lead = "" if self.use_chat else " "
-        ids = tok(lead + text, add_special_tokens=False)["input_ids"]
-        return ids + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
+        return self.tokenizer(lead + text, add_special_tokens=False)["input_ids"]

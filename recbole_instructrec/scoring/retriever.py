@@ -1,0 +1,61 @@
+"""A saved RecBole model (e.g. SASRec trained by ``run_recbole``) as the first stage of a
+two-stage ranking: its top-K items are re-ranked by the LLM.
+
+RecBole checkpoints are pickles holding RecBole's Config, so they are loaded with
+``weights_only=False``: point ``candidate_model`` only at files you trust, as with RecBole
+itself. InstructRec's own checkpoints never take this path (safetensors + JSON).
+"""
+
+import os
+
+import torch
+
+
+class RetrieverError(ValueError):
+    """A ``candidate_model`` that cannot serve this dataset; the message says why."""
+
+
+def load_retriever(path, dataset, setting="candidate_model"):
+    from recbole.utils import get_model
+
+    if not os.path.isfile(str(path)):
+        raise RetrieverError(
+            f"{setting}={path!r} does not exist. Give the .pth file that run_recbole saved "
+            "under checkpoint_dir for the retriever (e.g. saved/SASRec-<time>.pth)."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        config = checkpoint["config"]
+        state = checkpoint["state_dict"]
+    except Exception as err:
+        raise RetrieverError(
+            f"{setting}={path!r} is not a RecBole checkpoint ({type(err).__name__}: {err}). "
+            "It must be a .pth file written by RecBole's trainer."
+        ) from err
+    if config["dataset"] != dataset.dataset_name:
+        raise RetrieverError(
+            f"{setting}={path!r} was trained on dataset '{config['dataset']}', not "
+            f"'{dataset.dataset_name}'; train the retriever on the same dataset."
+        )
+    model = get_model(config["model"])(config, dataset)
+    expected = state.get("item_embedding.weight")
+    if expected is not None and expected.shape[0] != dataset.item_num:
+        raise RetrieverError(
+            f"{setting}={path!r} knows {expected.shape[0]} items but this dataset has "
+            f"{dataset.item_num}: it was trained with other filtering settings; train it "
+            "with the same dataset settings as InstructRec."
+        )
+    model.load_state_dict(state)
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model.eval()
+
+
+def retrieve_top_k(retriever, interaction, item_seq, k):
+    """(all scores with seen items at -inf, indices of the top ``k`` unseen items)."""
+    with torch.no_grad():
+        scores = retriever.full_sort_predict(interaction).float().clone()
+    scores[:, 0] = float("-inf")
+    scores.scatter_(1, item_seq, float("-inf"))  # history items are never recommended
+    return scores, scores.topk(min(int(k), scores.shape[1] - 1), dim=1).indices

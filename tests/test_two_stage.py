@@ -1,0 +1,75 @@
+"""Two-stage full ranking: a saved RecBole SASRec proposes, the LLM re-ranks its top-K."""
+
+import os
+
+import pytest
+import torch
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import init_seed
+
+import recbole_instructrec
+from conftest import tiny_config
+from recbole_instructrec import InstructRec
+from recbole_instructrec.scoring.retriever import RetrieverError, load_retriever
+
+
+@pytest.fixture(scope="module")
+def sasrec_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sasrec")
+    settings = tiny_config(folder, None, epochs=1, load_col=None)
+    recbole_instructrec.run_recbole(model="SASRec", dataset="tiny", config_dict=settings)
+    (name,) = os.listdir(folder / "saved")
+    return str(folder / "saved" / name)
+
+
+def _instructrec(tmp_path, llm, **settings):
+    config = Config(
+        model="InstructRec", dataset="tiny", config_dict=tiny_config(tmp_path, llm, **settings)
+    )
+    init_seed(config["seed"], True)
+    train, _, test = data_preparation(config, create_dataset(config))
+    return InstructRec(config, train._dataset), test
+
+
+def test_llm_reranks_the_retrievers_top_k(tmp_path, tiny_llm, sasrec_checkpoint):
+    model, test = _instructrec(
+        tmp_path, tiny_llm, candidate_model=sasrec_checkpoint, rerank_top_k=5
+    )
+    model.eval()
+    interaction = next(iter(test))[0][:1]
+    item_seq = interaction[model.ITEM_SEQ]
+    with torch.no_grad():
+        final = model.full_sort_predict(interaction)[0]
+        retrieval = model._retriever[0].full_sort_predict(interaction)[0]
+    retrieval[0] = float("-inf")
+    retrieval[item_seq[0]] = float("-inf")
+    top5 = set(retrieval.topk(5).indices.tolist())
+    order = final.argsort(descending=True).tolist()
+    assert set(order[:5]) == top5  # the LLM re-orders exactly the retriever's top 5
+    rest = [i for i in order[5:] if torch.isfinite(final[i])]
+    assert rest == sorted(rest, key=lambda i: -retrieval[i].item())  # the rest keep its order
+    with torch.no_grad():
+        llm = model.predict(_rows(model, interaction, sorted(top5)))
+    expected = sorted(top5, key=lambda i: -llm[sorted(top5).index(i)].item())
+    assert order[:5] == expected
+
+
+def _rows(model, interaction, items):
+    rows = interaction.repeat(len(items))
+    rows.update(type(interaction)({model.ITEM_ID: torch.tensor(items)}))
+    return rows
+
+
+def test_retriever_from_another_dataset_is_refused(tmp_path, sasrec_checkpoint):
+    config = Config(
+        model="InstructRec", dataset="ml-100k", config_dict={"data_path": str(tmp_path)}
+    )
+    dataset = create_dataset(config)
+    with pytest.raises(RetrieverError, match="trained on dataset 'tiny'"):
+        load_retriever(sasrec_checkpoint, dataset)
+
+
+def test_missing_retriever_file_is_named(tmp_path, tiny_llm):
+    with pytest.raises(RetrieverError, match="candidate_model"):
+        _instructrec(tmp_path, tiny_llm, candidate_model=str(tmp_path / "nope.pth"))
