@@ -29,8 +29,9 @@ def test_end_to_end_run_on_tiny_dataset(tmp_path, tiny_llm):
     for key in ("hit@1", "hit@3", "hit@5", "ndcg@3", "ndcg@5", "ndcg@10"):
         assert 0.0 <= test[key] <= 1.0
     assert test["hit@10"] == 1.0  # uni9: ten candidates, so the positive is always in the top 10
-    saved = os.listdir(tmp_path / "saved")
-    assert len(saved) == 1 and saved[0].endswith(".safetensors")
+    saved = sorted(os.listdir(tmp_path / "saved"))
+    assert len(saved) == 2 and all(name.endswith(".safetensors") for name in saved)
+    assert sum(name.endswith(".resume.safetensors") for name in saved) == 1  # + the best epoch
 
 
 def _setup(tmp_path, llm_path, **overrides):

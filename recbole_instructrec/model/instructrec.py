@@ -15,6 +15,7 @@ weights stay frozen.
 """
 
 import copy
+from logging import getLogger
 
 import torch
 import torch.nn.functional as F
@@ -62,11 +63,12 @@ class InstructRec(SequentialRecommender):
         self.lora_dropout = config["lora_dropout"]
         self.lora_target_modules = config["lora_target_modules"]
         self.eval_template = config["eval_template"]
-        self.max_history_items = config["max_history_items"]
-        self.max_prompt_tokens = config["max_prompt_tokens"]
-        self.max_item_tokens = config["max_item_tokens"]
+        self.max_history_items = _int_setting(config, "max_history_items", 1)
+        self.max_prompt_tokens = _int_setting(config, "max_prompt_tokens", 16)
+        self.max_item_tokens = _int_setting(config, "max_item_tokens", 1)
         self.score_normalization = config["score_normalization"]
-        self.train_negatives = config["train_negatives"]
+        _setting_choice(config, "score_normalization", {"mean": 0, "sum": 0})
+        self.train_negatives = _int_setting(config, "train_negatives", 1)
         self.ranking_temperature = config["ranking_temperature"]
         self.lm_loss_weight = config["lm_loss_weight"]
         self.max_batch_tokens = config["max_batch_tokens"]
@@ -85,6 +87,7 @@ class InstructRec(SequentialRecommender):
             target_modules=self.lora_target_modules,
         )
         self.tokenizer = backbone.tokenizer
+        _check_context(backbone.model.config, self.max_prompt_tokens, self.max_item_tokens)
 
         # item texts and instructions
         self.item_text_fields = item_text_fields(config, dataset)
@@ -131,6 +134,7 @@ class InstructRec(SequentialRecommender):
             [load_retriever(self.candidate_model, dataset)] if self.candidate_model else []
         )
         self.negative_generator = torch.Generator().manual_seed(int(config["seed"] or 0))
+        _check_evaluation(config, self.n_items, bool(self._retriever))
 
     def _eval_template(self):
         template = get_template(self.templates, self.eval_template)
@@ -352,6 +356,52 @@ class InstructRec(SequentialRecommender):
 def _histories(item_seq, item_seq_len):
     """Each row's history, oldest first (RecBole right-pads item_id_list)."""
     return [seq[:n] for seq, n in zip(item_seq.tolist(), item_seq_len.tolist())]
+
+
+def _int_setting(config, key, minimum):
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key}={value!r} must be an integer of at least {minimum}.")
+    return value
+
+
+def _check_context(hf_config, max_prompt_tokens, max_item_tokens):
+    """The longest prompt plus the longest answer must fit the model's positions."""
+    limit = getattr(hf_config, "max_position_embeddings", None) or getattr(
+        hf_config, "n_positions", None
+    )
+    if limit and max_prompt_tokens + max_item_tokens + 2 > limit:
+        raise ValueError(
+            f"max_prompt_tokens={max_prompt_tokens} + max_item_tokens={max_item_tokens} exceed "
+            f"the model's context of {limit} positions; lower them so that their sum is at most "
+            f"{limit - 2}."
+        )
+
+
+def _check_evaluation(config, n_items, has_retriever):
+    """Say so when an evaluation setting would silently cost far more than intended."""
+    modes = config["eval_args"]["mode"]
+    modes = modes.values() if isinstance(modes, dict) else [modes]
+    limit = config["full_sort_max_items"]
+    for mode in modes:
+        if mode in ("full", "uni0", "pop0") and not has_retriever and limit and n_items > limit:
+            raise ValueError(
+                f"eval_args mode '{mode}' scores all {n_items - 1} items for every user with the "
+                f"LLM, more than full_sort_max_items={limit}. Use candidate_model=<a saved "
+                "RecBole model> for two-stage full ranking, a sampled mode such as uni99, or "
+                "raise full_sort_max_items if you can afford it."
+            )
+    for phase in ("valid", "test"):
+        args = config[f"{phase}_neg_sample_args"] or {}
+        sample_num = args.get("sample_num")
+        if isinstance(sample_num, int) and config["eval_batch_size"] % (sample_num + 1):
+            getLogger().warning(
+                f"eval_batch_size={config['eval_batch_size']} is not a multiple of "
+                f"{sample_num + 1} (a user's positive + {sample_num} negatives): RecBole packs "
+                "whole users into each batch, so batches hold "
+                f"{config['eval_batch_size'] // (sample_num + 1) * (sample_num + 1)} rows."
+            )
+            break
 
 
 def _setting_choice(config, key, choices):

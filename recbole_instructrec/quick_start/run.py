@@ -3,7 +3,8 @@
 They mirror ``recbole.quick_start.run`` / ``run_recbole`` (same arguments, same result dict).
 ``import recbole.quick_start`` imports ray, which needs ``pkg_resources`` and numpy 1, so we
 assemble the same pipeline from RecBole's ray-free modules. The only behavioural difference:
-FLOPs are not counted for LLM models, because ``get_flops`` deep-copies the model.
+FLOPs are not counted for LLM models, because ``get_flops`` deep-copies the model. One
+addition: a ``resume_checkpoint`` setting continues a killed run (``trainer.resume_checkpoint``).
 """
 
 import sys
@@ -79,6 +80,8 @@ def run_recbole(
         logger.info(set_color("FLOPs", "blue") + f": {flops}")
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    if config["resume_checkpoint"]:
+        trainer.resume_checkpoint(config["resume_checkpoint"])
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )

@@ -31,15 +31,6 @@ class ContinuationScores:
     logprob_sums: list
     token_counts: list
 
-    def normalized(self, normalization="mean"):
-        if normalization == "sum":
-            return list(self.logprob_sums)
-        if normalization == "mean":
-            return [s / c.clamp(min=1) for s, c in zip(self.logprob_sums, self.token_counts)]
-        raise ValueError(
-            f"score_normalization={normalization!r} is not supported; use 'mean' or 'sum'."
-        )
-
 
 class ContinuationScorer:
     """Scores continuations of shared prompts; see the module docstring.

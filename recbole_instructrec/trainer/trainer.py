@@ -33,6 +33,7 @@ class InstructRecTrainer(Trainer):
         self.eval_progress = bool(config["eval_progress"])
         self.valid_max_users = config["valid_max_users"]
         self._valid_subsets = {}
+        self._pending_loader_state = None
         self.saved_model_file = _unused_path(
             os.path.splitext(self.saved_model_file)[0] + ".safetensors"
         )
@@ -111,13 +112,63 @@ class InstructRecTrainer(Trainer):
             epoch=epoch,
             cur_step=self.cur_step,
             best_valid_score=float(self.best_valid_score),
+            best_file=os.path.abspath(self.saved_model_file),
             config={k: _jsonable(v) for k, v in self.config.final_config_dict.items()},
         )
-        rng = {"torch": torch.get_rng_state(), **self.model.rng_state()}
-        ckpt.save_checkpoint(path, self.model, meta, self.optimizer, rng)
+        ckpt.save_checkpoint(path, self.model, meta, self.optimizer, self._rng_states())
         if verbose:
             size = os.path.getsize(path) / 2**20
             self.logger.info(set_color("Saving current", "blue") + f": {path} ({size:.1f} MB)")
+
+    @property
+    def resume_file(self):
+        """Written after every validated epoch: the latest state, for resuming after a kill
+        (``saved_model_file`` keeps RecBole's meaning: the best epoch)."""
+        return os.path.splitext(self.saved_model_file)[0] + ".resume.safetensors"
+
+    def fit(
+        self,
+        train_data,
+        valid_data=None,
+        verbose=True,
+        saved=True,
+        show_progress=False,
+        callback_fn=None,
+    ):
+        self._train_data = train_data
+        if self._pending_loader_state is not None:
+            train_data.generator.set_state(self._pending_loader_state)
+            self._pending_loader_state = None
+
+        def after_validation(epoch_idx, valid_score):
+            if saved:
+                self._save_checkpoint(epoch_idx, verbose=False, saved_model_file=self.resume_file)
+            if callback_fn:
+                callback_fn(epoch_idx, valid_score)
+
+        return super().fit(
+            train_data, valid_data, verbose, saved, show_progress, callback_fn=after_validation
+        )
+
+    def _rng_states(self):
+        states = {"torch": torch.get_rng_state(), **self.model.rng_state()}
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        states["numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+        states["numpy_extra"] = torch.tensor([pos, has_gauss, gauss], dtype=torch.float64)
+        loader = getattr(self, "_train_data", None)
+        if loader is not None:
+            states["dataloader"] = loader.generator.get_state()
+        return states
+
+    def _restore_rng_states(self, rng):
+        if "torch" in rng:
+            torch.set_rng_state(rng.pop("torch"))
+        if "numpy" in rng:
+            pos, has_gauss, gauss = rng.pop("numpy_extra").tolist()
+            keys = rng.pop("numpy").numpy().astype(np.uint32)
+            np.random.set_state(("MT19937", keys, int(pos), int(has_gauss), gauss))
+        self._pending_loader_state = rng.pop("dataloader", None)
+        self.model.load_rng_state(rng)
 
     def load_adapter(self, path):
         """Load a checkpoint's trainable tensors into the model; returns its header."""
@@ -127,18 +178,18 @@ class InstructRecTrainer(Trainer):
         return header, tensors
 
     def resume_checkpoint(self, resume_file):
+        """Continue from a checkpoint: a ``*.resume.safetensors`` file restores the exact state
+        after its epoch (adapters, optimizer, every RNG, data order); a best-epoch file
+        restores that epoch."""
         resume_file = str(resume_file)
         header, tensors = self.load_adapter(resume_file)
         meta = header["meta"]
-        self.saved_model_file = resume_file
+        self.saved_model_file = meta.get("best_file") or resume_file
         self.start_epoch = meta["epoch"] + 1
         self.cur_step = meta["cur_step"]
         self.best_valid_score = meta["best_valid_score"]
         ckpt.load_optimizer_state(self.optimizer, header, tensors)
-        rng = ckpt.rng_states(tensors)
-        if "torch" in rng:
-            torch.set_rng_state(rng.pop("torch"))
-        self.model.load_rng_state(rng)
+        self._restore_rng_states(ckpt.rng_states(tensors))
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     @torch.no_grad()
