@@ -104,14 +104,15 @@ class PromptBuilder:
         return capped, lengths
 
     # ----------------------------------------------------------------- plans
-    def plan(self, history, candidates, target=None, user=None):
+    def plan(self, history, candidates, target=None, user=None, intention=None):
         """Scoring requests for ``candidates`` (item ids) of a user with ``history``.
 
-        ``target`` (the true next item) only fills I1/I2 intention slots; ``user`` only the P2
-        preference slot when the dataset has a user text field.
+        ``target`` (the true next item) only fills I1/I2 intention slots, unless ``intention``
+        (text a person typed) is given; ``user`` only fills the P2 preference slot when the
+        dataset has a user text field.
         """
         history = self._recent(history)
-        slots = self._user_slots(history, target, user)
+        slots = self._user_slots(history, target, user, intention)
         form = self.template.task_form
         if form == "T2":
             prefix = self.prompt_ids(history, **slots)
@@ -213,10 +214,12 @@ class PromptBuilder:
         generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
         return torch.randperm(n, generator=generator).tolist()
 
-    def _user_slots(self, history, target, user):
+    def _user_slots(self, history, target, user, intention=None):
         needed = set(self.template.slots)
         slots = {}
-        if "intention" in needed:
+        if "intention" in needed and intention is not None:
+            slots["intention"] = intention
+        elif "intention" in needed:
             intention = self.template.intention
             source = self._require_intentions()
             slots["intention"] = (

@@ -80,8 +80,26 @@ def instructrec_main(argv=None):
     convert.add_argument("--name", required=True, help="dataset name, e.g. amazon-games")
     convert.add_argument("--out", default="dataset", help="data_path to write <name>/ into")
     convert.add_argument("--k-core", type=int, default=5)
+    ask = commands.add_parser("recommend", help="recommendations for a user and an instruction")
+    ask.add_argument("--dataset", default="ml-100k")
+    ask.add_argument("--checkpoint", default=None, help="adapter checkpoint (none: zero-shot)")
+    who = ask.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", default=None, help="a user id of the dataset")
+    who.add_argument("--history", action="append", help="a title of the history (repeatable)")
+    ask.add_argument("--instruction", default=None, help='e.g. "a comedy from the 90s"')
+    ask.add_argument("--top-k", type=int, default=10)
+    ask.add_argument(
+        "--candidate-model", default=None, help="retriever checkpoint: re-rank its top-N"
+    )
+    ask.add_argument("--top-n", type=int, default=50, help="retriever candidates to re-rank")
+    ask.add_argument("--include-history", action="store_true", help="allow already-seen items")
+    ask.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ask.add_argument("--json", action="store_true", help="print JSON instead of a table")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if args.command == "recommend":
+        _recommend(args)
+        return
     if args.command == "convert-amazon":
         from recbole_instructrec.data.amazon2018 import convert as convert_amazon
 
@@ -110,6 +128,29 @@ def instructrec_main(argv=None):
             tag=args.tag,
             command="instructrec " + " ".join(argv),
         )
+
+
+def _recommend(args):
+    import json
+    import sys
+    from dataclasses import asdict
+
+    sys.argv = sys.argv[:1]
+    import recbole_instructrec  # noqa: F401
+    from recbole_instructrec.quick_start.recommend import Recommender, format_table
+
+    settings = _key_values(args.set)
+    if args.candidate_model:
+        settings.update(candidate_model=args.candidate_model, rerank_top_k=args.top_n)
+    recommender = Recommender(args.dataset, args.checkpoint, settings)
+    result = recommender.recommend(
+        user=args.user,
+        history_titles=args.history,
+        instruction=args.instruction,
+        top_k=args.top_k,
+        include_history=args.include_history,
+    )
+    print(json.dumps(asdict(result), indent=2) if args.json else format_table(result))
 
 
 def _key_values(pairs):
