@@ -5,7 +5,6 @@ import json
 import pytest
 
 from conftest import DATASET_DIR, tiny_config
-
 from recbole_instructrec.quick_start.cli import instructrec_main
 from recbole_instructrec.quick_start.recommend import Recommender
 
