@@ -73,3 +73,23 @@ def test_retriever_from_another_dataset_is_refused(tmp_path, sasrec_checkpoint):
 def test_missing_retriever_file_is_named(tmp_path, tiny_llm):
     with pytest.raises(RetrieverError, match="candidate_model"):
         _instructrec(tmp_path, tiny_llm, candidate_model=str(tmp_path / "nope.pth"))
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_pickle_cannot_run_code(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"config": _Exploit(marker), "state_dict": {}}, tmp_path / "evil.pth")
+    config = Config(model="InstructRec", dataset="tiny", config_dict=tiny_config(tmp_path, None))
+    dataset = create_dataset(config)
+    with pytest.raises(RetrieverError, match="system.*not allowed"):
+        load_retriever(str(tmp_path / "evil.pth"), dataset)
+    assert not marker.exists()

@@ -1,14 +1,16 @@
 """A saved RecBole model (e.g. SASRec trained by ``run_recbole``) as the first stage of a
 two-stage ranking: its top-K items are re-ranked by the LLM.
 
-RecBole checkpoints are pickles holding RecBole's Config, so they are loaded with
-``weights_only=False``: point ``candidate_model`` only at files you trust, as with RecBole
-itself. InstructRec's own checkpoints never take this path (safetensors + JSON).
+RecBole checkpoints are pickles holding RecBole's Config; they are unpickled with an allowlist
+(:mod:`.safe_unpickle`), so a crafted file cannot run code. InstructRec's own checkpoints are
+not pickles at all (safetensors + JSON).
 """
 
 import os
 
 import torch
+
+from recbole_instructrec.scoring.safe_unpickle import RestrictedPickle, UnsafeCheckpointError
 
 
 class RetrieverError(ValueError):
@@ -24,9 +26,13 @@ def load_retriever(path, dataset, setting="candidate_model"):
             "under checkpoint_dir for the retriever (e.g. saved/SASRec-<time>.pth)."
         )
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(
+            path, map_location="cpu", weights_only=False, pickle_module=RestrictedPickle
+        )
         config = checkpoint["config"]
         state = checkpoint["state_dict"]
+    except UnsafeCheckpointError as err:
+        raise RetrieverError(f"{setting}={path!r}: {err}") from err
     except Exception as err:
         raise RetrieverError(
             f"{setting}={path!r} is not a RecBole checkpoint ({type(err).__name__}: {err}). "

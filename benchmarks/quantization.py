@@ -1,0 +1,106 @@
+"""Does int8 dynamic quantization (or bf16) of the linear layers speed up CPU evaluation without
+changing the rankings? Zero-shot SmolLM2 on the same ml-100k test users and candidates.
+
+    python benchmarks/quantization.py [--users 100] [--out benchmarks/results]
+
+Reports, per precision: seconds per user, HR@1 and NDCG@5, and agreement of the top-1 item
+with fp32. A setting would ship only if its rankings stayed within a stated tolerance of fp32.
+"""
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    args = parser.parse_args()
+    sys.argv = sys.argv[:1]
+
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import init_seed
+
+    import recbole_instructrec  # noqa: F401
+    from recbole_instructrec import InstructRec
+    from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
+    from recbole_instructrec.bench.runner import _run_info
+
+    config = Config(
+        model="InstructRec", dataset="ml-100k", config_dict={"lora_r": 0, "state": "ERROR"}
+    )
+    init_seed(config["seed"], True)
+    train, _, test = data_preparation(config, create_dataset(config))
+    model = InstructRec(config, train._dataset).eval()
+    fp32 = model._inference_scorer()
+    variants = {
+        "fp32": fp32,
+        "int8-dynamic": model._scorer_for(
+            torch.ao.quantization.quantize_dynamic(
+                copy.deepcopy(model.llm), {torch.nn.Linear}, dtype=torch.qint8
+            ).eval()
+        ),
+        "bf16": model._scorer_for(copy.deepcopy(model.llm).to(torch.bfloat16).eval()),
+    }
+    batches, seen = [], 0
+    for batch in test:
+        batches.append(batch[0])
+        seen += len(batch[0]) // 10
+        if seen >= args.users:
+            break
+    scores, seconds = {}, {}
+    with torch.no_grad():
+        for name, scorer in variants.items():
+            model._eval_scorer = scorer
+            start = time.perf_counter()
+            scores[name] = torch.cat([model.predict(b).view(-1, 10) for b in batches]).float()
+            seconds[name] = time.perf_counter() - start
+    users = len(scores["fp32"])
+    top1 = scores["fp32"].argmax(1)
+    rows = []
+    for name in variants:
+        metrics = ranking_metrics(positive_ranks(scores[name].numpy()), [1, 5])
+        rows.append(
+            {
+                "precision": name,
+                "seconds_per_user": seconds[name] / users,
+                "hit@1": metrics["hit@1"],
+                "ndcg@5": metrics["ndcg@5"],
+                "top1_agreement_with_fp32": float((scores[name].argmax(1) == top1).float().mean()),
+            }
+        )
+    info = _run_info("python benchmarks/quantization.py --users " + str(args.users))
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "quantization.json"), "w") as f:
+        json.dump({"run": info, "users": users, "results": rows}, f, indent=2)
+    lines = [
+        f"Command: `{info['command']}`  ",
+        f"Commit: `{info['commit']}`  ",
+        f"Machine: {info['machine']['cpu']} ({info['machine']['cpu_count']} cores), "
+        f"zero-shot SmolLM2-135M, {users} ml-100k test users, uni9 (RecBole's seeded draw)",
+        "",
+        "| precision | s/user | HR@1 | NDCG@5 | top-1 agreement with fp32 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['precision']} | {r['seconds_per_user']:.3f} | {r['hit@1']:.4f} | "
+            f"{r['ndcg@5']:.4f} | {r['top1_agreement_with_fp32']:.2f} |"
+        )
+    with open(os.path.join(args.out, "quantization.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
