@@ -113,8 +113,9 @@ def run_benchmark(
                     f"{k}={record['metrics'][k]:.4f}" for k in HEADLINE if k in record["metrics"]
                 )
             )
-    run_info = _run_info(command)
-    write_results(records, run_info, out_dir, f"bench-{stamp}")
+            # Written after every model, so a long run that is stopped keeps what it finished.
+            write_results(records, _run_info(command), out_dir, f"bench-{stamp}", quiet=True)
+    write_results(records, _run_info(command), out_dir, f"bench-{stamp}")
     return records
 
 
@@ -325,7 +326,7 @@ def _run_info(command):
     }
 
 
-def write_results(records, run_info, out_dir, stem):
+def write_results(records, run_info, out_dir, stem, quiet=False):
     os.makedirs(out_dir, exist_ok=True)
     payload = {"run": run_info, "results": records}
     with open(os.path.join(out_dir, f"{stem}.json"), "w", encoding="utf-8") as f:
@@ -334,7 +335,8 @@ def write_results(records, run_info, out_dir, stem):
     with open(os.path.join(out_dir, f"{stem}.md"), "w", encoding="utf-8") as f:
         f.write(table)
     _chart(records, os.path.join(out_dir, f"{stem}.png"))
-    print(table)
+    if not quiet:
+        print(table)
     return table
 
 

@@ -95,10 +95,20 @@ def check_compatible(path, meta, expected):
         ("adapter_shapes", "adapter layout", "use the lora_* settings it was trained with"),
     ):
         if key in expected and meta.get(key) != expected[key]:
+            theirs, ours = meta.get(key), expected[key]
+            if key == "adapter_shapes":
+                theirs, ours = _first_difference(theirs or {}, ours)
             raise CheckpointError(
-                f"Checkpoint {path!r} was written for {what} {meta.get(key)!r}, but this run has "
-                f"{expected[key]!r}: {fix}."
+                f"Checkpoint {path!r} was written for {what} {theirs!r}, but this run has "
+                f"{ours!r}: {fix}."
             )
+
+
+def _first_difference(theirs, ours):
+    for name in sorted(set(theirs) | set(ours)):
+        if theirs.get(name) != ours.get(name):
+            return f"{name}: {theirs.get(name)}", f"{name}: {ours.get(name)}"
+    return "?", "?"
 
 
 def load_model_state(model, tensors):
