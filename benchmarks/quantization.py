@@ -9,7 +9,6 @@ with fp32. A setting would ship only if its rankings stayed within a stated tole
 
 import argparse
 import copy
-import json
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ def main():
     import recbole_instructrec  # noqa: F401
     from recbole_instructrec import InstructRec
     from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
+    from recbole_instructrec.bench.report import provenance_lines, save_report
     from recbole_instructrec.bench.runner import _run_info
 
     config = Config(
@@ -80,15 +80,9 @@ def main():
             }
         )
     info = _run_info("python benchmarks/quantization.py --users " + str(args.users))
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "quantization.json"), "w") as f:
-        json.dump({"run": info, "users": users, "results": rows}, f, indent=2)
-    lines = [
-        f"Command: `{info['command']}`  ",
-        f"Commit: `{info['commit']}`  ",
-        f"Machine: {info['machine']['cpu']} ({info['machine']['cpu_count']} cores), "
-        f"zero-shot SmolLM2-135M, {users} ml-100k test users, uni9 (RecBole's seeded draw)",
-        "",
+    lines = provenance_lines(
+        info, f"; zero-shot SmolLM2-135M, {users} ml-100k test users, uni9 (RecBole's seeded draw)"
+    ) + [
         "| precision | s/user | HR@1 | NDCG@5 | top-1 agreement with fp32 |",
         "|---|---|---|---|---|",
     ]
@@ -97,9 +91,7 @@ def main():
             f"| {r['precision']} | {r['seconds_per_user']:.3f} | {r['hit@1']:.4f} | "
             f"{r['ndcg@5']:.4f} | {r['top1_agreement_with_fp32']:.2f} |"
         )
-    with open(os.path.join(args.out, "quantization.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_report(args.out, "quantization", {"run": info, "users": users, "results": rows}, lines)
 
 
 if __name__ == "__main__":

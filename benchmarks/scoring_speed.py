@@ -134,21 +134,13 @@ def main():
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
-    sys.path.insert(0, ROOT)
+    from recbole_instructrec.bench.report import provenance_lines, save_report
     from recbole_instructrec.bench.runner import _run_info
 
     info = _run_info("python benchmarks/scoring_speed.py " + " ".join(sys.argv[1:]))
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "scoring_speed.json"), "w") as f:
-        json.dump({"run": info, "results": rows}, f, indent=2)
-    lines = [
-        f"Command: `{info['command']}`  ",
-        f"Commit: `{info['commit']}`  ",
-        f"Machine: {info['machine']['cpu']} ({info['machine']['cpu_count']} cores), torch "
-        f"{info['machine']['torch']}, fp32, embedded SmolLM2-135M, {args.users} ml-100k users",
-        "",
+    lines = provenance_lines(info, f"; fp32, embedded SmolLM2-135M, {args.users} ml-100k users") + [
         "| candidates/user | ours cand/s | naive cand/s | speedup | tokens computed / floor | "
-        "naive tokens/cand | max |Δ log p| | peak RSS MB |",
+        "naive tokens/cand | max abs diff of log p | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -158,9 +150,7 @@ def main():
             f"{r['ours_tokens_over_floor']:.3f} | {r['naive_tokens_per_candidate']:.0f} | "
             f"{r['max_abs_logprob_diff_vs_naive']:.1e} | {r['peak_rss_mb']:.0f} |"
         )
-    with open(os.path.join(args.out, "scoring_speed.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_report(args.out, "scoring_speed", {"run": info, "results": rows}, lines)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from recbole_instructrec.bench import candidates as cand
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
+from recbole_instructrec.bench.report import provenance_lines, save_report
 from recbole_instructrec.bench.user_sample import sample_users
 
 # Named variants: a RecBole model plus the settings that make the variant.
@@ -327,16 +328,14 @@ def _run_info(command):
 
 
 def write_results(records, run_info, out_dir, stem, quiet=False):
-    os.makedirs(out_dir, exist_ok=True)
-    payload = {"run": run_info, "results": records}
-    with open(os.path.join(out_dir, f"{stem}.json"), "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-    table = markdown_table(records, run_info)
-    with open(os.path.join(out_dir, f"{stem}.md"), "w", encoding="utf-8") as f:
-        f.write(table)
+    table = save_report(
+        out_dir,
+        stem,
+        {"run": run_info, "results": records},
+        markdown_table(records, run_info),
+        quiet,
+    )
     _chart(records, os.path.join(out_dir, f"{stem}.png"))
-    if not quiet:
-        print(table)
     return table
 
 
@@ -355,13 +354,7 @@ def markdown_table(records, run_info):
         "trainable",
         "candidates sha256",
     ]
-    lines = [
-        f"Command: `{run_info['command']}`  ",
-        f"Commit: `{run_info['commit']}`{' (with uncommitted changes)' if run_info['uncommitted_changes'] else ''}  ",
-        f"Machine: {run_info['machine']['cpu']} ({run_info['machine']['cpu_count']} cores), "
-        f"torch {run_info['machine']['torch']}, GPU: {run_info['machine']['gpu'] or 'none'}  ",
-        f"Finished: {run_info['finished']}",
-        "",
+    lines = provenance_lines(run_info) + [
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
@@ -377,7 +370,7 @@ def markdown_table(records, run_info):
             (r["candidates_sha256"] or "full ranking")[:12],
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _chart(records, path):

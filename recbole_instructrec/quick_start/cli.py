@@ -153,26 +153,26 @@ def _recommend(args):
     print(json.dumps(asdict(result), indent=2) if args.json else format_table(result))
 
 
+def _split(entry, flag, form):
+    if "=" not in entry:
+        raise SystemExit(f"{flag} {entry!r}: expected {form}")
+    return entry.split("=", 1)
+
+
 def _key_values(pairs):
     import yaml
 
-    settings = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE")
-        key, value = pair.split("=", 1)
-        settings[key] = yaml.safe_load(value)
-    return settings
+    return {
+        key: yaml.safe_load(value)
+        for key, value in (_split(p, "--set", "KEY=VALUE") for p in pairs)
+    }
 
 
 def _model_settings(entries):
     import yaml
 
     settings = {}
-    for entry in entries:
-        if "=" not in entry:
-            raise SystemExit(f"--model-config {entry!r}: expected MODEL=FILE.yaml")
-        model, path = entry.split("=", 1)
+    for model, path in (_split(e, "--model-config", "MODEL=FILE.yaml") for e in entries):
         with open(path, encoding="utf-8") as f:
             settings[model] = yaml.safe_load(f) or {}
     return settings
