@@ -180,8 +180,8 @@ class InstructRec(SequentialRecommender):
 
     def _inference_scorer(self):
         """In eval mode: a copy of the LM with the adapters merged into its weights, so
-        scoring runs no per-layer adapter matmuls. (int8 dynamic quantization was measured
-        and rejected: see benchmarks/results/quantization.md.)"""
+        scoring runs no per-layer adapter matmuls. (int8 dynamic quantization and bf16 were
+        measured and rejected for CPU: see the README and benchmarks/quantization.py.)"""
         if self.training:
             return self.scorer
         if self._eval_scorer is None:
