@@ -33,8 +33,7 @@ def main():
     import recbole_instructrec  # noqa: F401
     from recbole_instructrec import InstructRec
     from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
-    from recbole_instructrec.bench.report import provenance_lines, save_report
-    from recbole_instructrec.bench.runner import _run_info
+    from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 
     config = Config(
         model="InstructRec", dataset="ml-100k", config_dict={"lora_r": 0, "state": "ERROR"}
@@ -79,7 +78,7 @@ def main():
                 "top1_agreement_with_fp32": float((scores[name].argmax(1) == top1).float().mean()),
             }
         )
-    info = _run_info("python benchmarks/quantization.py --users " + str(args.users))
+    info = run_info("python benchmarks/quantization.py --users " + str(args.users))
     lines = provenance_lines(
         info, f"; zero-shot SmolLM2-135M, {users} ml-100k test users, uni9 (RecBole's seeded draw)"
     ) + [

@@ -134,10 +134,9 @@ def main():
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
-    from recbole_instructrec.bench.report import provenance_lines, save_report
-    from recbole_instructrec.bench.runner import _run_info
+    from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 
-    info = _run_info("python benchmarks/scoring_speed.py " + " ".join(sys.argv[1:]))
+    info = run_info("python benchmarks/scoring_speed.py " + " ".join(sys.argv[1:]))
     lines = provenance_lines(info, f"; fp32, embedded SmolLM2-135M, {args.users} ml-100k users") + [
         "| candidates/user | ours cand/s | naive cand/s | speedup | tokens computed / floor | "
         "naive tokens/cand | max abs diff of log p | peak RSS MB |",

@@ -2,6 +2,12 @@
 
 import json
 import os
+import platform
+import subprocess
+import sys
+import time
+
+import torch
 
 
 def provenance_lines(info, extra=""):
@@ -28,3 +34,38 @@ def save_report(out_dir, stem, payload, lines, quiet=False):
     if not quiet:
         print(text)
     return text
+
+
+def run_info(command):
+    """Command, commit (and whether the tree was dirty) and machine of a measurement."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def git(*args):
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return {
+        "command": command or " ".join(sys.argv),
+        "commit": git("rev-parse", "HEAD") or "unknown",
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu": cpu,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }

@@ -10,9 +10,6 @@ parameters, the command, the commit and the machine.
 
 import json
 import os
-import platform
-import subprocess
-import sys
 import time
 from logging import getLogger
 
@@ -25,7 +22,7 @@ from tqdm import tqdm
 
 from recbole_instructrec.bench import candidates as cand
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
-from recbole_instructrec.bench.report import provenance_lines, save_report
+from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 from recbole_instructrec.bench.user_sample import sample_users
 
 # Named variants: a RecBole model plus the settings that make the variant.
@@ -115,8 +112,8 @@ def run_benchmark(
                 )
             )
             # Written after every model, so a long run that is stopped keeps what it finished.
-            write_results(records, _run_info(command), out_dir, f"bench-{stamp}", quiet=True)
-    write_results(records, _run_info(command), out_dir, f"bench-{stamp}")
+            write_results(records, run_info(command), out_dir, f"bench-{stamp}", quiet=True)
+    write_results(records, run_info(command), out_dir, f"bench-{stamp}")
     return records
 
 
@@ -291,40 +288,6 @@ def _full_ranks(model, test_dataset, test_loader, config):
         scores.scatter_(1, target[:, None], target_scores)
         ranks.append(((scores >= target_scores).sum(1) - 1).cpu().numpy())
     return np.concatenate(ranks)
-
-
-def _run_info(command):
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-    def git(*args):
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    except OSError:
-        pass
-    return {
-        "command": command or " ".join(sys.argv),
-        "commit": git("rev-parse", "HEAD") or "unknown",
-        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "machine": {
-            "platform": platform.platform(),
-            "cpu": cpu,
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
 
 
 def write_results(records, run_info, out_dir, stem, quiet=False):

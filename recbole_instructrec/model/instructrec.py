@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
-from recbole_instructrec.prompts.builder import PromptBuilder
+from recbole_instructrec.prompts.builder import PromptBuilder, cap_item_texts
 from recbole_instructrec.prompts.intentions import (
     IntentionSource,
     item_categories,
@@ -92,6 +92,7 @@ class InstructRec(SequentialRecommender):
         # item texts and instructions
         self.item_text_fields = item_text_fields(config, dataset)
         self.texts = item_texts(dataset, self.item_text_fields)
+        self._capped_texts = cap_item_texts(self.tokenizer, self.texts, self.max_item_tokens)
         self.intentions = IntentionSource(
             item_categories(config, dataset),
             load_vague_table(),
@@ -161,7 +162,7 @@ class InstructRec(SequentialRecommender):
         if template.id not in self._builders:
             self.intentions.check_fillable(template)
             self._builders[template.id] = PromptBuilder(
-                self.tokenizer, self.texts, template, **self._builder_settings
+                self.tokenizer, self._capped_texts, template, **self._builder_settings
             )
         return self._builders[template.id]
 

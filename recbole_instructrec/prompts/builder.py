@@ -31,6 +31,31 @@ _SENTINEL = "\u2063CANDIDATE\u2063"
 _SENTINEL_B = "\u2063SECOND\u2063"
 
 
+@dataclass
+class CappedTexts:
+    """Item texts cut to ``max_item_tokens`` tokens, with their token lengths."""
+
+    texts: list
+    lengths: list
+
+
+def cap_item_texts(tokenizer, texts, max_item_tokens):
+    """Cut item texts longer than ``max_item_tokens`` tokens (marked with "…")."""
+    cap = int(max_item_tokens)
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    capped, lengths, cut = [], [], 0
+    for text, ids in zip(texts, encoded):
+        if len(ids) > cap:
+            text = tokenizer.decode(ids[:cap]).strip() + "…"
+            ids = ids[:cap]
+            cut += 1
+        capped.append(text)
+        lengths.append(len(ids))
+    if cut:
+        getLogger().info(f"{cut} item texts were cut to max_item_tokens={cap} tokens.")
+    return CappedTexts(capped, lengths)
+
+
 class PromptBudgetError(ValueError):
     """The template cannot fit ``max_prompt_tokens`` even with an empty history."""
 
@@ -76,7 +101,13 @@ class PromptBuilder:
         self.normalization = normalization
         self.seed = int(seed or 0)
         self.rerank_window = min(int(rerank_window), len(LABELS))
-        self.texts, self._text_lengths = self._capped_texts(texts, int(max_item_tokens))
+        # A CappedTexts is shared by every builder of a model: one tokenization of the catalogue.
+        capped = (
+            texts
+            if isinstance(texts, CappedTexts)
+            else cap_item_texts(tokenizer, texts, max_item_tokens)
+        )
+        self.texts, self._text_lengths = capped.texts, capped.lengths
         self._answers = {}
         self._labels = [self._answer_tokens(label, end=False) for label in LABELS]
         self._yes_no = [self._answer_tokens("Yes", end=False), self._answer_tokens("No", end=False)]
@@ -87,21 +118,6 @@ class PromptBuilder:
                 f"'{template.id}' itself ({overhead} tokens with no history). Raise "
                 "max_prompt_tokens or pick a shorter template."
             )
-
-    def _capped_texts(self, texts, cap):
-        """Cut item texts longer than ``max_item_tokens`` tokens; remember token lengths."""
-        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        capped, lengths, cut = [], [], 0
-        for text, ids in zip(texts, encoded):
-            if len(ids) > cap:
-                text = self.tokenizer.decode(ids[:cap]).strip() + "…"
-                ids = ids[:cap]
-                cut += 1
-            capped.append(text)
-            lengths.append(len(ids))
-        if cut:
-            getLogger().info(f"{cut} item texts were cut to max_item_tokens={cap} tokens.")
-        return capped, lengths
 
     # ----------------------------------------------------------------- plans
     def plan(self, history, candidates, target=None, user=None, intention=None):
