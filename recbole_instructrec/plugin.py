@@ -10,7 +10,11 @@ RecBole is never edited. Importing :mod:`recbole_instructrec` calls :func:`insta
 3. makes RecBole's ``Config`` load our ``properties/<Model>.yaml`` right after RecBole's internal
    files, so the precedence is: RecBole defaults < our properties < config files < config dict
    < command line; and lets CE-loss models (SASRec, BERT4Rec) run without the
-   ``train_neg_sample_args=None`` that RecBole 1.2.1 otherwise demands of them.
+   ``train_neg_sample_args=None`` that RecBole 1.2.1 otherwise demands of them, and
+4. lets RecBole's distributed launcher (``--nproc``, ``--world_size``) run on machines without a
+   GPU: RecBole always joins an NCCL group on ``cuda:<rank>``; without CUDA we join a gloo group
+   on the CPU instead (any RecBole model benefits, not only ours); and lets ``torchrun`` start
+   the processes (the group is then joined through torchrun's environment).
 
 Each shim checks the condition it repairs, so it is a no-op on a stack that does not need it.
 """
@@ -52,6 +56,7 @@ def install():
     _shim_torch_load()
     _register_model_and_trainer()
     _load_our_properties()
+    _distributed_without_gpu()
     _installed = True
 
 
@@ -208,3 +213,69 @@ def _load_our_properties():
 
     _load_internal_config_dict._instructrec_wrapped = True
     Config._load_internal_config_dict = _load_internal_config_dict
+
+
+def launched_by_torchrun():
+    """True in a process started by ``torchrun`` (it sets these for every worker)."""
+    return all(k in os.environ for k in ("TORCHELASTIC_RUN_ID", "LOCAL_RANK", "WORLD_SIZE"))
+
+
+def _distributed_without_gpu():
+    from recbole.config import Config
+    from recbole.trainer import trainer as trainer_module
+
+    original = Config._init_device
+    if getattr(original, "_instructrec_wrapped", False):
+        return
+
+    def _init_device(self):
+        cfg = self.final_config_dict
+        gpu_id = cfg["gpu_id"]
+        gpu_id = ",".join(map(str, gpu_id)) if isinstance(gpu_id, (tuple, list)) else str(gpu_id)
+        use_cuda = torch.cuda.is_available() and bool(gpu_id)
+        torchrun = launched_by_torchrun()
+        if "local_rank" not in cfg or (use_cuda and not torchrun):
+            return original(self)  # one process, or RecBole's own NCCL launcher
+        import torch.distributed as dist
+
+        cfg["gpu_id"] = gpu_id
+        if not dist.is_initialized():
+            if torchrun:  # torchrun's agent already hosts the rendezvous store
+                dist.init_process_group(
+                    backend="nccl" if use_cuda else "gloo", init_method="env://"
+                )
+            else:
+                dist.init_process_group(
+                    backend="gloo",
+                    rank=cfg["local_rank"] + cfg["offset"],
+                    world_size=cfg["world_size"],
+                    init_method=f"tcp://{cfg['ip']}:{cfg['port']}",
+                )
+        if use_cuda:
+            cfg["device"] = torch.device("cuda", cfg["local_rank"])
+            torch.cuda.set_device(cfg["local_rank"])
+        else:
+            cfg["device"] = torch.device("cpu")
+            # nproc processes share this machine's cores; without this each would start one
+            # thread per core and they would fight over them.
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, int(cfg["nproc"]))))
+        cfg["single_spec"] = False
+        if cfg["local_rank"] != 0:
+            cfg["state"] = "error"
+            cfg["show_progress"] = False
+            cfg["verbose"] = False
+
+    _init_device._instructrec_wrapped = True
+    Config._init_device = _init_device
+    # RecBole wraps models as DistributedDataParallel(model, device_ids=[local_rank]); torch
+    # only accepts device_ids for CUDA modules.
+    trainer_module.DistributedDataParallel = _DistributedDataParallelOnAnyDevice
+
+
+def _DistributedDataParallelOnAnyDevice(module, device_ids=None, **kwargs):
+    from torch.nn.parallel import DistributedDataParallel
+
+    if not any(p.requires_grad for p in module.parameters()):
+        return module  # zero-shot (lora_r=0): nothing to synchronise, and DDP refuses it
+    on_cpu = all(p.device.type == "cpu" for p in module.parameters())
+    return DistributedDataParallel(module, device_ids=None if on_cpu else device_ids, **kwargs)

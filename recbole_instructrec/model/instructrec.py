@@ -73,9 +73,14 @@ class InstructRec(SequentialRecommender):
         self.lm_loss_weight = config["lm_loss_weight"]
         self.max_batch_tokens = config["max_batch_tokens"]
         self.max_row_tokens = config["max_row_tokens"]
+        self.load_in_bits = config["load_in_bits"]
+        self.gradient_checkpointing = bool(config["gradient_checkpointing"])
 
         # define layers: the LM with LoRA adapters (only the adapters train)
-        backbone = load_backbone(self.llm_path, self.llm_cache_dir, self.llm_dtype)
+        backbone = load_backbone(
+            self.llm_path, self.llm_cache_dir, self.llm_dtype, load_in_bits=self.load_in_bits
+        )
+        _prepare_for_training(backbone.model, self.gradient_checkpointing, self.load_in_bits)
         self.llm_source = backbone.source
         self.llm_identity = backbone.identity
         self.is_encoder_decoder = backbone.is_encoder_decoder
@@ -183,8 +188,8 @@ class InstructRec(SequentialRecommender):
         """In eval mode: a copy of the LM with the adapters merged into its weights, so
         scoring runs no per-layer adapter matmuls. (int8 dynamic quantization and bf16 were
         measured and rejected for CPU: see the README and benchmarks/quantization.py.)"""
-        if self.training:
-            return self.scorer
+        if self.training or self.load_in_bits:
+            return self.scorer  # merging into 4/8-bit weights would re-quantize them: lossy
         if self._eval_scorer is None:
             llm = self.llm
             if hasattr(llm, "merge_and_unload"):
@@ -357,6 +362,20 @@ class InstructRec(SequentialRecommender):
 def _histories(item_seq, item_seq_len):
     """Each row's history, oldest first (RecBole right-pads item_id_list)."""
     return [seq[:n] for seq, n in zip(item_seq.tolist(), item_seq_len.tolist())]
+
+
+def _prepare_for_training(llm, gradient_checkpointing, load_in_bits):
+    if load_in_bits:
+        from peft import prepare_model_for_kbit_training
+
+        prepare_model_for_kbit_training(
+            llm,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    elif gradient_checkpointing:
+        # non-reentrant checkpointing needs no input gradients, so a frozen embedding is fine
+        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def _int_setting(config, key, minimum):

@@ -23,10 +23,26 @@ def recbole_arguments(argv=None):
 
 
 def run_recbole_main(argv=None):
+    import os
+
     import recbole_instructrec
+    from recbole_instructrec.plugin import launched_by_torchrun
 
     args = recbole_arguments(argv)
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None
+    if launched_by_torchrun():
+        # torchrun has started this worker already: join its group instead of spawning.
+        rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+        config_dict = {
+            "local_rank": local_rank,
+            "offset": rank - local_rank,
+            "world_size": int(os.environ["WORLD_SIZE"]),
+            "nproc": int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
+        }
+        recbole_instructrec.run_recbole(
+            args.model, args.dataset, config_file_list, config_dict=config_dict
+        )
+        return
     recbole_instructrec.run(
         args.model,
         args.dataset,

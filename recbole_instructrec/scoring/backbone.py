@@ -86,16 +86,51 @@ def resolve_llm_path(llm_path):
     return llm_path
 
 
-def load_backbone(llm_path=None, cache_dir=None, dtype=torch.float32):
-    """Load model and tokenizer for ``llm_path`` (see module docstring)."""
+def load_backbone(llm_path=None, cache_dir=None, dtype=torch.float32, load_in_bits=None):
+    """Load model and tokenizer for ``llm_path`` (see module docstring).
+
+    ``load_in_bits`` (4 or 8) quantizes the frozen base weights with bitsandbytes on a CUDA GPU
+    (QLoRA); the LoRA adapters attached later stay in ``dtype``.
+    """
+    quantization = quantization_config(load_in_bits, dtype)
     source = resolve_llm_path(llm_path)
     directory = source
     if source.endswith(".gguf"):
         directory = _dequantized_gguf_dir(source, cache_dir or DEFAULT_CACHE_DIR)
-    return _load_pretrained(directory, source, dtype)
+    return _load_pretrained(directory, source, dtype, quantization)
 
 
-def _load_pretrained(directory, source, dtype):
+def quantization_config(load_in_bits, dtype):
+    """A transformers ``BitsAndBytesConfig`` for ``load_in_bits``, or a clear refusal."""
+    if load_in_bits in (None, 0, "none", "None"):
+        return None
+    if load_in_bits not in (4, 8):
+        raise BackboneError(f"load_in_bits={load_in_bits!r}: use 4, 8, or leave it unset (~).")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise BackboneError(
+            f"load_in_bits={load_in_bits} needs the optional package bitsandbytes, which is not "
+            "installed. Install it with `pip install bitsandbytes` (CUDA GPUs only), or unset "
+            "load_in_bits to load the model in llm_dtype."
+        )
+    if not torch.cuda.is_available():
+        raise BackboneError(
+            f"load_in_bits={load_in_bits} quantizes with bitsandbytes, which needs a CUDA GPU, and "
+            "none is visible. Unset load_in_bits on CPU."
+        )
+    from transformers import BitsAndBytesConfig
+
+    compute = dtype if dtype != torch.float32 else torch.bfloat16
+    if load_in_bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
+
+
+def _load_pretrained(directory, source, dtype, quantization=None):
     from transformers import (
         AutoConfig,
         AutoModelForCausalLM,
@@ -115,7 +150,14 @@ def _load_pretrained(directory, source, dtype):
     model_class = AutoModelForSeq2SeqLM if is_encoder_decoder else AutoModelForCausalLM
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = model_class.from_pretrained(directory, dtype=dtype)
+        extra = {}
+        if quantization is not None:
+            # each DDP rank quantizes onto its own GPU (RecBole has set it current)
+            extra = {
+                "quantization_config": quantization,
+                "device_map": {"": torch.cuda.current_device()},
+            }
+        model = model_class.from_pretrained(directory, dtype=dtype, **extra)
     except (OSError, ValueError, KeyError) as err:
         raise BackboneError(
             f"llm_path={source!r}: the model or tokenizer failed to load ({_first_line(err)}). "

@@ -10,6 +10,9 @@ Differences from ``recbole.trainer.Trainer``:
   checkpoint, and scoring every user twice (valid and test) would double the evaluation cost.
   The test set is always evaluated on every user.
 * ``gradient_accumulation_steps`` and ``eval_progress`` (a tqdm bar during evaluation).
+* Under RecBole's distributed launcher (``--nproc``) every rank uses rank 0's checkpoint name
+  (names carry the second they were made, which can differ between processes), only rank 0
+  writes, and the others wait for the file before loading it.
 """
 
 import itertools
@@ -34,9 +37,25 @@ class InstructRecTrainer(Trainer):
         self.valid_max_users = config["valid_max_users"]
         self._valid_subsets = {}
         self._pending_loader_state = None
-        self.saved_model_file = _unused_path(
-            os.path.splitext(self.saved_model_file)[0] + ".safetensors"
+        self.amp_dtype = _AMP_DTYPES.get(str(config["amp_dtype"] or "bfloat16"))
+        if self.amp_dtype is None:
+            raise ValueError(
+                f"amp_dtype={config['amp_dtype']!r} is not supported; use bfloat16 or float16."
+            )
+        self.saved_model_file = self._same_on_every_rank(
+            _unused_path(os.path.splitext(self.saved_model_file)[0] + ".safetensors")
         )
+
+    @property
+    def distributed(self):
+        return not self.config["single_spec"]
+
+    def _same_on_every_rank(self, value):
+        if not self.distributed:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
 
     def _build_optimizer(self, **kwargs):
         kwargs.setdefault("params", [p for p in self.model.parameters() if p.requires_grad])
@@ -48,7 +67,7 @@ class InstructRecTrainer(Trainer):
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self.model.train()
         loss_func = loss_func or self.model.calculate_loss
-        if not self.config["single_spec"] and train_data.shuffle:
+        if self.distributed and train_data.shuffle:
             train_data.sampler.set_epoch(epoch_idx)
         steps = len(train_data)
         if self.steps_per_epoch:
@@ -59,25 +78,34 @@ class InstructRecTrainer(Trainer):
                 batches, total=steps, ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink")
             )
         total_loss = 0.0
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.enable_scaler)
         self.optimizer.zero_grad()
         for step, interaction in enumerate(batches, 1):
             interaction = interaction.to(self.device)
             sync_loss = 0
-            if not self.config["single_spec"]:
+            if self.distributed:
                 self.set_reduce_hook()
                 sync_loss = self.sync_grad_loss()
-            loss = loss_func(interaction)
+            with self._autocast():
+                loss = loss_func(interaction)
             self._check_nan(loss)
             total_loss += loss.item()
-            ((loss + sync_loss) / self.accumulation).backward()
+            scaler.scale((loss + sync_loss) / self.accumulation).backward()
             if step % self.accumulation == 0 or step == steps:
                 if self.clip_grad_norm:
+                    scaler.unscale_(self.optimizer)
                     clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
-                self.optimizer.step()
+                scaler.step(self.optimizer)
+                scaler.update()
                 self.optimizer.zero_grad()
             if show_progress:
                 batches.set_postfix_str(f"loss {total_loss / step:.4f}")
         return total_loss
+
+    def _autocast(self):
+        """RecBole's ``enable_amp``, in ``amp_dtype`` (bfloat16 by default: it needs no loss
+        scaling; float16 goes with ``enable_scaler``)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.enable_amp)
 
     def _valid_epoch(self, valid_data, show_progress=False):
         return super()._valid_epoch(self._validation_sample(valid_data), show_progress)
@@ -104,7 +132,7 @@ class InstructRecTrainer(Trainer):
 
     # ------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+        if self.distributed and self.config["local_rank"] != 0:
             return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
         meta = dict(
@@ -198,13 +226,19 @@ class InstructRecTrainer(Trainer):
             return
         if load_best_model:
             path = model_file or self.saved_model_file
+            if self.distributed:
+                torch.distributed.barrier()  # rank 0 may still be writing it
             self.load_adapter(path)
             self.logger.info(f"Loading trained adapters from {path}")
-        return super().evaluate(
-            eval_data,
-            load_best_model=False,
-            show_progress=show_progress or self.eval_progress,
-        )
+        with self._autocast():
+            return super().evaluate(
+                eval_data,
+                load_best_model=False,
+                show_progress=show_progress or self.eval_progress,
+            )
+
+
+_AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def _unused_path(path):
