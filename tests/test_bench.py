@@ -8,6 +8,7 @@ import pandas as pd
 
 from conftest import DATASET_DIR
 from recbole_instructrec.bench import run_benchmark
+from recbole_instructrec.bench.cold_items import cold_mask, training_counts
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
 from recbole_instructrec.bench.user_sample import sample_users
 
@@ -73,3 +74,17 @@ def test_benchmark_uses_identical_candidates_and_writes_results(tmp_path, tiny_l
     assert len(stored) == records[0]["n_test_users"]
     assert all(len(r["items"]) == 10 and len(set(r["items"])) == 10 for r in stored)
     assert "| tiny (uni9) |" in (out / "bench-tiny.md").read_text()
+    # Every model is also reported on the same cold-item slice.
+    slices = {(r["cold_slice"]["n_test_users"]) for r in records}
+    assert len(slices) == 1 and 0 < slices.pop() <= records[0]["n_test_users"]
+    assert "Cold-item slice" in (out / "bench-tiny.md").read_text()
+
+
+def test_cold_items_count_only_training_interactions():
+    # user a: x y z w (z = validation, w = test); user b: x z v; user c: y
+    users = ["a", "a", "a", "a", "b", "b", "b", "c"]
+    items = ["x", "y", "z", "w", "x", "z", "v", "y"]
+    times = [1, 2, 3, 4, 3, 1, 2, 1]  # b in time order: z x v
+    counts = training_counts(users, items, times)
+    assert counts == {"x": 1, "y": 1, "z": 1}
+    assert cold_mask(["x", "w", "q"], {"x": 6}, threshold=5).tolist() == [False, True, True]

@@ -1,0 +1,161 @@
+"""Does a typed instruction move the recommendations the asked way, and how long does a request
+take? ``instructrec recommend``'s engine (``Recommender``) on ml-100k.
+
+    python benchmarks/instruction_following.py [--users 50] [--candidates 100]
+        [--full-requests 50] [--checkpoint saved/InstructRec-....safetensors]
+
+For a seeded sample of users, each with a seeded pool of unseen candidate items, the same request
+is made without an instruction and with each instruction. An instruction asks for a genre; the
+check is the share of that genre (ml-100k's ``class`` field) among the top 10, against the same
+share without the instruction and in the pool itself. Every request is timed: p50/p95 latency
+for the pool size, and for the whole catalogue (``--full-requests`` requests, no instruction).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+INSTRUCTIONS = {"a comedy": "Comedy", "something scary": "Horror"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--candidates", type=int, default=100)
+    parser.add_argument("--full-requests", type=int, default=50)
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--checkpoint", default=None, help="adapter checkpoint (none: zero-shot)")
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--tag", default="instruction-following-ml-100k")
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    args = parser.parse_args()
+    command = " ".join(["python"] + sys.argv)
+    sys.argv = sys.argv[:1]
+
+    from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
+    from recbole_instructrec.prompts.intentions import item_categories
+    from recbole_instructrec.quick_start.recommend import Recommender
+
+    rec = Recommender("ml-100k", checkpoint=args.checkpoint)
+    genres = item_categories(rec.config, rec.dataset)
+    user_tokens = rec.dataset.field2id_token[rec.dataset.uid_field][1:]
+    rng = np.random.RandomState(args.seed)
+    users = sorted(rng.choice(user_tokens, args.users, replace=False).tolist(), key=int)
+    conditions = [None] + list(INSTRUCTIONS)
+    wanted = sorted(set(INSTRUCTIONS.values()))
+
+    def share(items, genre):
+        return float(np.mean([genre in genres[i] for i in items])) if items else 0.0
+
+    shares = {str(c): {g: [] for g in wanted} for c in conditions}
+    pool_share = {g: [] for g in wanted}
+    latency = {str(c): [] for c in conditions}
+    example = None
+    token2id = rec.dataset.field2token_id[rec.dataset.iid_field]
+    for n, user in enumerate(users, 1):
+        history = set(rec.user_history(user))
+        unseen = [i for i in range(1, rec.model.n_items) if i not in history]
+        pool = rng.choice(unseen, args.candidates, replace=False).tolist()
+        for g in wanted:
+            pool_share[g].append(share(pool, g))
+        for condition in conditions:
+            start = time.perf_counter()
+            result = rec.recommend(
+                user=user, instruction=condition, candidates=pool, top_k=args.top_k
+            )
+            latency[str(condition)].append(time.perf_counter() - start)
+            top = [token2id[row["item_id"]] for row in result.items]
+            for g in wanted:
+                shares[str(condition)][g].append(share(top, g))
+            if n == 1:
+                example = example or {"user": user, "lists": {}}
+                example["lists"][str(condition)] = [
+                    dict(row, genres=" ".join(genres[token2id[row["item_id"]]]))
+                    for row in result.items
+                ]
+        print(f"[instruction-following] user {n}/{len(users)}", flush=True)
+
+    full_latency = []
+    for n, user in enumerate(users[: args.full_requests], 1):
+        start = time.perf_counter()
+        rec.recommend(user=user, top_k=args.top_k)
+        full_latency.append(time.perf_counter() - start)
+        print(
+            f"[instruction-following] whole catalogue {n}/{args.full_requests}: "
+            f"{full_latency[-1]:.1f} s",
+            flush=True,
+        )
+
+    def percentiles(values):
+        return {
+            "requests": len(values),
+            "p50_s": round(float(np.percentile(values, 50)), 3) if values else None,
+            "p95_s": round(float(np.percentile(values, 95)), 3) if values else None,
+        }
+
+    summary = {
+        "share_in_top_k": {
+            c: {g: round(float(np.mean(v)), 4) for g, v in per.items()} for c, per in shares.items()
+        },
+        "share_in_pool": {g: round(float(np.mean(v)), 4) for g, v in pool_share.items()},
+        "latency": {
+            f"{args.candidates} candidates, instruction={c}": percentiles(v)
+            for c, v in latency.items()
+        },
+        "latency_whole_catalogue": dict(
+            percentiles(full_latency), candidates=rec.model.n_items - 1
+        ),
+    }
+    info = run_info(command)
+    payload = {
+        "settings": vars(args),
+        "instructions": INSTRUCTIONS,
+        "users": users,
+        **summary,
+        "example": example,
+        "run": info,
+    }
+    lines = [f"# Instruction following on ml-100k ({args.users} users)", ""]
+    lines += provenance_lines(info)
+    model = f"adapters {args.checkpoint}" if args.checkpoint else "zero-shot SmolLM2-135M"
+    lines += [
+        f"Model: {model}; candidates: {args.candidates} random unseen items per user "
+        f"(seed {args.seed}); top {args.top_k}.",
+        "",
+        "| instruction | " + " | ".join(f"{g} share in top {args.top_k}" for g in wanted) + " |",
+        "|---|" + "---|" * len(wanted),
+    ]
+    lines.append(
+        "| (the pool itself) | "
+        + " | ".join(f"{summary['share_in_pool'][g]:.3f}" for g in wanted)
+        + " |"
+    )
+    for c in conditions:
+        cells = " | ".join(f"{summary['share_in_top_k'][str(c)][g]:.3f}" for g in wanted)
+        lines.append(f"| {c or '(none)'} | {cells} |")
+    lines += ["", "| request | requests | p50 s | p95 s |", "|---|---|---|---|"]
+    for name, stats in list(summary["latency"].items()) + [
+        (
+            f"whole catalogue ({summary['latency_whole_catalogue']['candidates']} items)",
+            summary["latency_whole_catalogue"],
+        )
+    ]:
+        lines.append(f"| {name} | {stats['requests']} | {stats['p50_s']} | {stats['p95_s']} |")
+    if example:
+        lines += ["", f"## Example: user {example['user']}", ""]
+        for c, rows in example["lists"].items():
+            lines += [f"Instruction: {c if c != 'None' else '(none)'}", ""]
+            lines += ["| rank | title | genres |", "|---|---|---|"]
+            lines += [f"| {r['rank']} | {r['title']} | {r['genres']} |" for r in rows]
+            lines.append("")
+    save_report(args.out, args.tag, payload, lines)
+
+
+if __name__ == "__main__":
+    main()
