@@ -270,6 +270,13 @@ def _distributed_without_gpu():
     # RecBole wraps models as DistributedDataParallel(model, device_ids=[local_rank]); torch
     # only accepts device_ids for CUDA modules.
     trainer_module.DistributedDataParallel = _DistributedDataParallelOnAnyDevice
+    # Every rank's trainer creates checkpoint_dir at the same moment; RecBole's ensure_dir
+    # (exists-then-makedirs) then raises FileExistsError in the slower one.
+    trainer_module.ensure_dir = _make_dirs
+
+
+def _make_dirs(path):
+    os.makedirs(path, exist_ok=True)
 
 
 def _DistributedDataParallelOnAnyDevice(module, device_ids=None, **kwargs):

@@ -83,3 +83,22 @@ def test_torchrun_starts_the_same_run(tmp_path, tiny_llm):
     assert "test result" in done.stdout + done.stderr
     saved = sorted(os.listdir(tmp_path / "saved"))
     assert len(saved) == 2, saved
+
+
+def test_any_recbole_model_runs_distributed_on_cpu(tmp_path):
+    from conftest import DATASET_DIR
+
+    config = {
+        "data_path": DATASET_DIR,
+        "epochs": 1,
+        "checkpoint_dir": str(tmp_path / "saved"),
+        "state": "ERROR",
+        "show_progress": False,
+        "log_wandb": False,
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+    }
+    result = recbole_instructrec.run(
+        "SASRec", "tiny", config_dict=config, nproc=2, port=_free_port()
+    )
+    assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0
+    assert len(os.listdir(tmp_path / "saved")) == 1  # rank 0 alone saved
