@@ -65,3 +65,20 @@ def test_cli_json_output(tmp_path, tiny_llm, capsys):
     assert set(payload["items"][0]) == {"rank", "item_id", "title", "score"}
     scores = [r["score"] for r in payload["items"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_trained_checkpoint_is_enough_to_recommend(tmp_path, tiny_llm):
+    """The checkpoint carries the dataset, its data_path and the base model."""
+    import os
+
+    import recbole_instructrec
+
+    recbole_instructrec.run_recbole(
+        model="InstructRec", dataset="tiny", config_dict=tiny_config(tmp_path, tiny_llm)
+    )
+    saved = tmp_path / "saved"
+    best = next(f for f in os.listdir(saved) if not f.endswith(".resume.safetensors"))
+    recommender = Recommender("ml-100k", str(saved / best))
+    assert recommender.dataset.dataset_name == "tiny"
+    result = recommender.recommend(user="u1", top_k=3)
+    assert len(result.items) == 3

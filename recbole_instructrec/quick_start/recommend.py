@@ -7,6 +7,7 @@ a LoRA trained with intention templates follows it. Without an instruction the m
 evaluation template (sequential recommendation) is used.
 """
 
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -63,6 +64,10 @@ class Recommender:
             stored = header["meta"].get("config", {})
             settings.update({k: stored[k] for k in CARRIED if k in stored})
             dataset = stored.get("dataset", dataset)
+            # RecBole's final config holds data_path joined with the dataset name.
+            path = settings.get("data_path")
+            if path and os.path.basename(os.path.normpath(path)) == dataset:
+                settings["data_path"] = os.path.dirname(os.path.normpath(path))
         settings.update(config_dict or {})
         self.config = Config(model="InstructRec", dataset=dataset, config_dict=settings)
         self.dataset = create_dataset(self.config)
