@@ -273,6 +273,29 @@ def _distributed_without_gpu():
     # Every rank's trainer creates checkpoint_dir at the same moment; RecBole's ensure_dir
     # (exists-then-makedirs) then raises FileExistsError in the slower one.
     trainer_module.ensure_dir = _make_dirs
+    _share_best_checkpoint(trainer_module.Trainer)
+
+
+def _share_best_checkpoint(trainer_class):
+    # Under DDP only rank 0 saves, yet every rank loads "its" best file for the test: file names
+    # carry the second each process made them, and nothing waits for rank 0 to finish writing.
+    import torch.distributed as dist
+
+    original_init, original_evaluate = trainer_class.__init__, trainer_class.evaluate
+
+    def __init__(self, config, model):
+        original_init(self, config, model)
+        if not config["single_spec"]:
+            box = [self.saved_model_file]
+            dist.broadcast_object_list(box, src=0)
+            self.saved_model_file = box[0]
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if load_best_model and not self.config["single_spec"]:
+            dist.barrier()
+        return original_evaluate(self, eval_data, load_best_model, model_file, show_progress)
+
+    trainer_class.__init__, trainer_class.evaluate = __init__, evaluate
 
 
 def _make_dirs(path):
