@@ -276,23 +276,37 @@ def _distributed_without_gpu():
     _share_best_checkpoint(trainer_module.Trainer)
 
 
+def rank0_value(config, value):
+    """``value`` as rank 0 has it, on every rank of a distributed run (else ``value``)."""
+    if config["single_spec"]:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def wait_for_rank0(config):
+    """In a distributed run, wait until rank 0 is here too (e.g. done writing a checkpoint)."""
+    if not config["single_spec"]:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def _share_best_checkpoint(trainer_class):
     # Under DDP only rank 0 saves, yet every rank loads "its" best file for the test: file names
     # carry the second each process made them, and nothing waits for rank 0 to finish writing.
-    import torch.distributed as dist
-
     original_init, original_evaluate = trainer_class.__init__, trainer_class.evaluate
 
     def __init__(self, config, model):
         original_init(self, config, model)
-        if not config["single_spec"]:
-            box = [self.saved_model_file]
-            dist.broadcast_object_list(box, src=0)
-            self.saved_model_file = box[0]
+        self.saved_model_file = rank0_value(config, self.saved_model_file)
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if load_best_model and not self.config["single_spec"]:
-            dist.barrier()
+        if load_best_model:
+            wait_for_rank0(self.config)
         return original_evaluate(self, eval_data, load_best_model, model_file, show_progress)
 
     trainer_class.__init__, trainer_class.evaluate = __init__, evaluate

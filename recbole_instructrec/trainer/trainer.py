@@ -25,6 +25,7 @@ from recbole.utils import set_color
 from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
+from recbole_instructrec.plugin import rank0_value, wait_for_rank0
 from recbole_instructrec.trainer import checkpoint as ckpt
 
 
@@ -42,20 +43,13 @@ class InstructRecTrainer(Trainer):
             raise ValueError(
                 f"amp_dtype={config['amp_dtype']!r} is not supported; use bfloat16 or float16."
             )
-        self.saved_model_file = self._same_on_every_rank(
-            _unused_path(os.path.splitext(self.saved_model_file)[0] + ".safetensors")
+        self.saved_model_file = rank0_value(
+            config, _unused_path(os.path.splitext(self.saved_model_file)[0] + ".safetensors")
         )
 
     @property
     def distributed(self):
         return not self.config["single_spec"]
-
-    def _same_on_every_rank(self, value):
-        if not self.distributed:
-            return value
-        box = [value]
-        torch.distributed.broadcast_object_list(box, src=0)
-        return box[0]
 
     def _build_optimizer(self, **kwargs):
         kwargs.setdefault("params", [p for p in self.model.parameters() if p.requires_grad])
@@ -226,8 +220,7 @@ class InstructRecTrainer(Trainer):
             return
         if load_best_model:
             path = model_file or self.saved_model_file
-            if self.distributed:
-                torch.distributed.barrier()  # rank 0 may still be writing it
+            wait_for_rank0(self.config)  # rank 0 may still be writing it
             self.load_adapter(path)
             self.logger.info(f"Loading trained adapters from {path}")
         with self._autocast():
