@@ -38,12 +38,10 @@ def test_llm_reranks_the_retrievers_top_k(tmp_path, tiny_llm, sasrec_checkpoint)
     )
     model.eval()
     interaction = next(iter(test))[0][:1]
-    item_seq = interaction[model.ITEM_SEQ]
     with torch.no_grad():
         final = model.full_sort_predict(interaction)[0]
         retrieval = model._retriever[0].full_sort_predict(interaction)[0]
-    retrieval[0] = float("-inf")
-    retrieval[item_seq[0]] = float("-inf")
+    retrieval[0] = float("-inf")  # like RecBole's full evaluation, which masks no history
     top5 = set(retrieval.topk(5).indices.tolist())
     order = final.argsort(descending=True).tolist()
     assert set(order[:5]) == top5  # the LLM re-orders exactly the retriever's top 5
@@ -93,3 +91,49 @@ def test_a_crafted_pickle_cannot_run_code(tmp_path):
     with pytest.raises(RetrieverError, match="system.*not allowed"):
         load_retriever(str(tmp_path / "evil.pth"), dataset)
     assert not marker.exists()
+
+
+FULL = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"}
+
+
+def test_two_stage_keeps_the_retrievers_full_ranking_metrics(tmp_path, tiny_llm):
+    """Re-ranking only reorders the retriever's top K: under RecBole's own ``full`` evaluation,
+    Hit@k for every k >= K must equal the retriever's, user for user."""
+    common = dict(eval_args=FULL, metrics=["Hit"], topk=[3, 5, 10], valid_metric="Hit@10")
+    sasrec = recbole_instructrec.run_recbole(
+        model="SASRec",
+        dataset="tiny",
+        config_dict=tiny_config(tmp_path / "s", None, epochs=2, load_col=None, **common),
+    )
+    (name,) = os.listdir(tmp_path / "s" / "saved")
+    two_stage = recbole_instructrec.run_recbole(
+        model="InstructRec",
+        dataset="tiny",
+        config_dict=tiny_config(
+            tmp_path / "i",
+            tiny_llm,
+            epochs=0,
+            lora_r=0,
+            candidate_model=str(tmp_path / "s" / "saved" / name),
+            rerank_top_k=3,
+            **common,
+        ),
+    )
+    for k in (3, 5, 10):
+        assert two_stage["test_result"][f"hit@{k}"] == sasrec["test_result"][f"hit@{k}"]
+
+
+def test_recommending_from_a_retriever_fills_top_k_with_unseen_items(
+    tmp_path, tiny_llm, sasrec_checkpoint
+):
+    from recbole_instructrec.quick_start.recommend import Recommender
+
+    recommender = Recommender(
+        "tiny",
+        None,
+        tiny_config(tmp_path, tiny_llm, candidate_model=sasrec_checkpoint, rerank_top_k=5),
+    )
+    history = set(recommender.user_history("u1"))
+    result = recommender.recommend(user="u1", top_k=5)
+    ids = {recommender.dataset.token2id("item_id", r["item_id"]) for r in result.items}
+    assert len(ids) == 5 and not ids & history

@@ -275,7 +275,7 @@ class InstructRec(SequentialRecommender):
         """The retriever's top-K, ordered by the LLM, above every other item, which keeps the
         retriever's order."""
         retriever = self._retriever[0].to(item_seq.device)
-        scores, top = retrieve_top_k(retriever, interaction, item_seq, self.rerank_top_k)
+        scores, top = retrieve_top_k(retriever, interaction, self.rerank_top_k)
         targets = self._full_sort_targets(interaction, len(histories))
         users = self._users(interaction)
         plans = [

@@ -103,8 +103,9 @@ class Recommender:
             items = items[_column(inter, time_field)[rows].argsort(kind="stable")]
         return items.tolist()
 
-    def _retrieved(self, history):
-        """The retriever's top ``rerank_top_k`` unseen items (two-stage candidates)."""
+    def _retrieved(self, history, include_history):
+        """The retriever's top ``rerank_top_k`` items (two-stage candidates), the whole
+        history left out unless ``include_history``."""
         from recbole.data.interaction import Interaction
 
         from recbole_instructrec.scoring.retriever import retrieve_top_k
@@ -120,7 +121,10 @@ class Recommender:
                 ),
             }
         )
-        _, top = retrieve_top_k(self.model._retriever[0], interaction, seq, self.model.rerank_top_k)
+        exclude = None if include_history else [history]
+        _, top = retrieve_top_k(
+            self.model._retriever[0], interaction, self.model.rerank_top_k, exclude=exclude
+        )
         return top[0].tolist()
 
     def match_titles(self, titles):
@@ -154,7 +158,7 @@ class Recommender:
             )
             builder = self.model._builder(template)
         if candidates is None and self.model._retriever:
-            candidates = self._retrieved(history)
+            candidates = self._retrieved(history, include_history)
         pool = list(candidates) if candidates is not None else list(range(1, self.model.n_items))
         if not include_history:
             seen = set(history)

@@ -58,10 +58,18 @@ def load_retriever(path, dataset, setting="candidate_model"):
     return model.eval()
 
 
-def retrieve_top_k(retriever, interaction, item_seq, k):
-    """(all scores with seen items at -inf, indices of the top ``k`` unseen items)."""
+def retrieve_top_k(retriever, interaction, k, exclude=None):
+    """(all scores, indices of the top ``k`` items): the padding item never counts, and
+    ``exclude`` (one list of item ids per row) is left out too.
+
+    Under RecBole's own ``full`` evaluation a sequential model ranks every item, already-seen
+    ones included (RecBole masks no history for sequential models), so evaluation passes no
+    ``exclude``: the two stages then rank under exactly the retriever's rules.
+    """
     with torch.no_grad():
         scores = retriever.full_sort_predict(interaction).float().clone()
     scores[:, 0] = float("-inf")
-    scores.scatter_(1, item_seq, float("-inf"))  # history items are never recommended
+    for row, items in enumerate(exclude or []):
+        if len(items):
+            scores[row, torch.as_tensor(list(items), device=scores.device)] = float("-inf")
     return scores, scores.topk(min(int(k), scores.shape[1] - 1), dim=1).indices
