@@ -31,6 +31,7 @@ def main():
     parser.add_argument("--full-requests", type=int, default=50)
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--checkpoint", default=None, help="adapter checkpoint (none: zero-shot)")
+    parser.add_argument("--llm-path", default=None, help="default: the embedded SmolLM2")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--tag", default="instruction-following-ml-100k")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
@@ -42,7 +43,8 @@ def main():
     from recbole_instructrec.prompts.intentions import item_categories
     from recbole_instructrec.quick_start.recommend import Recommender
 
-    rec = Recommender("ml-100k", checkpoint=args.checkpoint)
+    settings = {"llm_path": args.llm_path} if args.llm_path else {}
+    rec = Recommender("ml-100k", checkpoint=args.checkpoint, config_dict=settings)
     genres = item_categories(rec.config, rec.dataset)
     user_tokens = rec.dataset.field2id_token[rec.dataset.uid_field][1:]
     rng = np.random.RandomState(args.seed)

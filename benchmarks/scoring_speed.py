@@ -6,6 +6,10 @@ each candidate token once), peak memory, and the largest score difference from t
 Each configuration runs in its own process so that its peak RSS is its own.
 
     python benchmarks/scoring_speed.py [--users 4] [--naive-candidates 40] [--out benchmarks/results]
+        [--dtype bfloat16] [--naive-batch 8] [--max-batch-tokens 4096] [--tag scoring_speed-gpu]
+
+On a GPU (RecBole's ``device``, picked when CUDA is there), times are taken after
+``torch.cuda.synchronize()`` and the peak is the GPU's allocated memory.
 
 The naive path costs the same per candidate at every list size, so it is measured on the first
 ``--naive-candidates`` candidates of each user and its rate stated for that many.
@@ -23,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def _requests(n_users, n_candidates, seed=0):
+def _requests(n_users, n_candidates, dtype, llm_path, seed=0):
     import numpy as np
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
@@ -32,11 +36,13 @@ def _requests(n_users, n_candidates, seed=0):
     from recbole_instructrec import InstructRec
 
     config = Config(
-        model="InstructRec", dataset="ml-100k", config_dict={"lora_r": 0, "state": "ERROR"}
+        model="InstructRec",
+        dataset="ml-100k",
+        config_dict={"lora_r": 0, "state": "ERROR", "llm_dtype": dtype, "llm_path": llm_path},
     )
     init_seed(config["seed"], True)
     train, _, test = data_preparation(config, create_dataset(config))
-    model = InstructRec(config, train._dataset).eval()
+    model = InstructRec(config, train._dataset).to(config["device"]).eval()
     rows = test._dataset.inter_feat[:n_users]
     rng = np.random.default_rng(seed)
     prompts, continuations = [], []
@@ -62,33 +68,48 @@ def _naive(model, prompts, continuations, batch_rows=8):
             ids[r, : len(p) + len(c)] = torch.tensor(p + c)
             mask[r, : len(p) + len(c)] = 1
         tokens += ids.numel()
-        logprobs = model(input_ids=ids, attention_mask=mask).logits.log_softmax(-1)
+        device = next(model.parameters()).device
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        logprobs = logits.float().log_softmax(-1).cpu()
         for r, (_, p, c) in enumerate(batch):
             positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
             sums.append(logprobs[r, positions, torch.tensor(c)].sum().item())
     return sums, tokens
 
 
-def measure(n_users, n_candidates, naive_candidates):
+def measure(
+    n_users, n_candidates, naive_candidates, dtype, naive_batch, max_batch_tokens, llm_path
+):
     import torch
 
     from recbole_instructrec.scoring.continuation import ContinuationScorer
 
-    model, prompts, continuations = _requests(n_users, n_candidates)
+    model, prompts, continuations = _requests(n_users, n_candidates, dtype, llm_path)
     llm = model.llm
+    cuda = next(llm.parameters()).is_cuda
     floor = sum(len(p) + sum(map(len, c)) for p, c in zip(prompts, continuations))
-    scorer = ContinuationScorer(llm, max_batch_tokens=4096, max_row_tokens=2048)
+    scorer = ContinuationScorer(llm, max_batch_tokens=max_batch_tokens, max_row_tokens=2048)
+
+    def clock():
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     with torch.no_grad():
         scorer.score(prompts[:1], [continuations[0][:2]])  # warm-up
+        _naive(llm, prompts[:1], [continuations[0][:2]], naive_batch)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         scorer.tokens_computed = 0
-        start = time.perf_counter()
+        start = clock()
         ours = scorer.score(prompts, continuations).logprob_sums
-        ours_seconds = time.perf_counter() - start
+        ours_seconds = clock() - start
+        peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
         naive_conts = [c[:naive_candidates] for c in continuations]
-        start = time.perf_counter()
-        naive_sums, naive_tokens = _naive(llm, prompts, naive_conts)
-        naive_seconds = time.perf_counter() - start
-    ours_subset = torch.cat([s[:naive_candidates] for s in ours])
+        start = clock()
+        naive_sums, naive_tokens = _naive(llm, prompts, naive_conts, naive_batch)
+        naive_seconds = clock() - start
+    ours_subset = torch.cat([s[:naive_candidates].float().cpu() for s in ours])
     max_diff = (ours_subset - torch.tensor(naive_sums)).abs().max().item()
     n_scored = n_users * n_candidates
     n_naive = sum(map(len, naive_conts))
@@ -105,6 +126,9 @@ def measure(n_users, n_candidates, naive_candidates):
         "naive_tokens_per_candidate": naive_tokens / n_naive,
         "max_abs_logprob_diff_vs_naive": max_diff,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": peak_gpu,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "dtype": dtype,
     }
 
 
@@ -114,10 +138,28 @@ def main():
     parser.add_argument("--candidates", default="10,100,1000")
     parser.add_argument("--naive-candidates", type=int, default=40)
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+    parser.add_argument("--naive-batch", type=int, default=8, help="naive sequences per pass")
+    parser.add_argument("--max-batch-tokens", type=int, default=4096)
+    parser.add_argument("--tag", default="scoring_speed")
+    parser.add_argument("--llm-path", default=None, help="default: the embedded SmolLM2")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(measure(args.users, args.one, min(args.naive_candidates, args.one))))
+        naive = min(args.naive_candidates, args.one)
+        print(
+            json.dumps(
+                measure(
+                    args.users,
+                    args.one,
+                    naive,
+                    args.dtype,
+                    args.naive_batch,
+                    args.max_batch_tokens,
+                    args.llm_path,
+                )
+            )
+        )
         return
     rows = []
     for n in [int(x) for x in args.candidates.split(",")]:
@@ -130,26 +172,34 @@ def main():
             str(args.users),
             "--naive-candidates",
             str(args.naive_candidates),
-        ]
+            "--dtype",
+            args.dtype,
+            "--naive-batch",
+            str(args.naive_batch),
+            "--max-batch-tokens",
+            str(args.max_batch_tokens),
+        ] + (["--llm-path", args.llm_path] if args.llm_path else [])
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
     from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 
     info = run_info("python benchmarks/scoring_speed.py " + " ".join(sys.argv[1:]))
-    lines = provenance_lines(info, f"; fp32, embedded SmolLM2-135M, {args.users} ml-100k users") + [
+    where = f"; {rows[0]['device']}, {args.dtype}, embedded SmolLM2-135M, {args.users} users"
+    lines = provenance_lines(info, where) + [
         "| candidates/user | ours cand/s | naive cand/s | speedup | tokens computed / floor | "
-        "naive tokens/cand | max abs diff of log p | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "naive tokens/cand | max abs diff of log p | peak RSS MB | peak GPU MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['candidates_per_user']} | {r['ours_candidates_per_s']:.1f} | "
             f"{r['naive_candidates_per_s']:.1f} | {r['speedup']:.1f}x | "
             f"{r['ours_tokens_over_floor']:.3f} | {r['naive_tokens_per_candidate']:.0f} | "
-            f"{r['max_abs_logprob_diff_vs_naive']:.1e} | {r['peak_rss_mb']:.0f} |"
+            f"{r['max_abs_logprob_diff_vs_naive']:.1e} | {r['peak_rss_mb']:.0f} | "
+            f"{r['peak_gpu_mb'] or 0:.0f} |"
         )
-    save_report(args.out, "scoring_speed", {"run": info, "results": rows}, lines)
+    save_report(args.out, args.tag, {"run": info, "results": rows}, lines)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from conftest import DATASET_DIR
 from recbole_instructrec.bench import run_benchmark
@@ -44,13 +45,14 @@ def test_benchmark_uses_identical_candidates_and_writes_results(tmp_path, tiny_l
     out = tmp_path / "results"
     records = run_benchmark(
         datasets=["tiny"],
-        models=["SASRec", "InstructRec-zeroshot", "InstructRec-LoRA"],
+        models=["SASRec", "InstructRec-zeroshot", "InstructRec-LoRA", "InstructRec-Hybrid"],
         protocol="uni9",
         max_users=25,
         data_path=DATASET_DIR,
         model_settings={
             "SASRec": {"epochs": 1},
             "InstructRec-LoRA": {"train_steps_per_epoch": 2},
+            "InstructRec-Hybrid": {"train_steps_per_epoch": 2},
         },
         common_settings={"llm_path": tiny_llm, "eval_batch_size": 50},
         out_dir=str(out),
@@ -78,6 +80,21 @@ def test_benchmark_uses_identical_candidates_and_writes_results(tmp_path, tiny_l
     slices = {(r["cold_slice"]["n_test_users"]) for r in records}
     assert len(slices) == 1 and 0 < slices.pop() <= records[0]["n_test_users"]
     assert "Cold-item slice" in (out / "bench-tiny.md").read_text()
+    # The hybrid row read its item tokens from the SASRec row's checkpoint.
+    assert records[3]["settings"]["collab_model_checkpoint"] == "@SASRec"
+
+
+def test_a_row_that_needs_another_rows_checkpoint_says_so(tmp_path, tiny_llm):
+    with pytest.raises(ValueError, match="List SASRec before InstructRec-Hybrid"):
+        run_benchmark(
+            datasets=["tiny"],
+            models=["InstructRec-Hybrid"],
+            max_users=25,
+            data_path=DATASET_DIR,
+            common_settings={"llm_path": tiny_llm},
+            out_dir=str(tmp_path),
+            tag="tiny",
+        )
 
 
 def test_cold_items_count_only_training_interactions():

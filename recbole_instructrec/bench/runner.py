@@ -31,6 +31,13 @@ from recbole_instructrec.bench.user_sample import sample_users
 VARIANTS = {
     "InstructRec-zeroshot": ("InstructRec", {"epochs": 0, "lora_r": 0}),
     "InstructRec-LoRA": ("InstructRec", {}),
+    # Hybrid (issue 8): item tokens from the SASRec row of the same run ("@<row>" names the
+    # checkpoint another row wrote), or from a table learned with the LoRA.
+    "InstructRec-Hybrid": (
+        "InstructRec",
+        {"item_id_tokens": True, "collab_model_checkpoint": "@SASRec"},
+    ),
+    "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),
 }
 DEFAULT_MODELS = ["SASRec", "BERT4Rec", "InstructRec-zeroshot", "InstructRec-LoRA"]
 BASELINE_SETTINGS = {
@@ -39,10 +46,13 @@ BASELINE_SETTINGS = {
     "epochs": 10,
     "stopping_step": 3,
     "train_neg_sample_args": None,
-    # Interactions only: with item features loaded, RecBole's sequential loader joins them onto
-    # every item of every history (~50x slower epochs) though ID models never read them.
-    "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+    # No item features: RecBole's sequential loader would join them onto every item of every
+    # history (~50x slower epochs) though ID models never read them. The .item file's ids are
+    # loaded, so the item vocabulary is InstructRec's and a checkpoint can feed its item tokens.
+    "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id"]},
 }
+# Candidates are drawn from the items users interacted with (as in every earlier run).
+INTERACTIONS_ONLY = {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}}
 PROTOCOL_KS = {"uni9": [1, 3, 5], "full": [1, 5, 10, 20]}
 HEADLINE = ["hit@1", "ndcg@5"]
 
@@ -75,7 +85,9 @@ def run_benchmark(
         common = _common_settings(ds_path, protocol, seed, cache, common_settings)
         # Candidates come from the interaction-only vocabulary, which every model shares
         # (InstructRec's, with the .item file loaded, is a superset); they are stored as tokens.
-        reference = _prepare("SASRec", ds_name, {**common, **BASELINE_SETTINGS})
+        reference = _prepare(
+            "SASRec", ds_name, {**common, **BASELINE_SETTINGS, **INTERACTIONS_ONLY}
+        )
         _, _, full_dataset, test_dataset = reference
         candidates = (
             None
@@ -87,6 +99,7 @@ def run_benchmark(
             cand.save_candidates(candidate_file, candidates, test_dataset)
         tokens = _as_tokens(candidates, test_dataset)
         train_counts = cold_items.counts_from_dataset(full_dataset)
+        checkpoints = {}  # row -> the checkpoint it wrote, for "@<row>" settings
         for name in models:
             _log(f"[{dataset}] {name}: training and evaluating")
             scores_file = os.path.join(out_dir, "scores", stamp, f"{ds_name}-{name}.jsonl")
@@ -100,7 +113,9 @@ def run_benchmark(
                 ks,
                 scores_file,
                 train_counts,
+                checkpoints,
             )
+            checkpoints[name] = record["checkpoint"]
             record.update(
                 dataset=dataset,
                 dataset_loaded=ds_name,
@@ -179,13 +194,16 @@ def resolve_model(name):
     return name, {}
 
 
-def _run_one(name, dataset, common, overrides, tokens, protocol, ks, scores_file, train_counts):
+def _run_one(
+    name, dataset, common, overrides, tokens, protocol, ks, scores_file, train_counts, checkpoints
+):
     model_name, variant = resolve_model(name)
     settings = {**common}
     if model_name != "InstructRec":
         settings.update(BASELINE_SETTINGS)
     settings.update(variant)
     settings.update(overrides)
+    settings = {k: _row_checkpoint(name, k, v, checkpoints) for k, v in settings.items()}
     config, (train, valid, test), _, test_dataset = _prepare(model_name, dataset, settings)
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(model_name)(config, train._dataset).to(config["device"])
@@ -211,6 +229,7 @@ def _run_one(name, dataset, common, overrides, tokens, protocol, ks, scores_file
     targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
     cold = cold_items.cold_mask(targets, train_counts)
     return {
+        "checkpoint": trainer.saved_model_file if config["epochs"] > 0 else None,
         "scores_file": scores_file if tokens is not None else None,
         "model": name,
         "recbole_model": model_name,
@@ -227,6 +246,19 @@ def _run_one(name, dataset, common, overrides, tokens, protocol, ks, scores_file
         "eval_seconds": round(eval_time, 1),
         "trainable_parameters": int(trainable),
     }
+
+
+def _row_checkpoint(name, key, value, checkpoints):
+    """``"@SASRec"``: the checkpoint the SASRec row of this run wrote."""
+    if not (isinstance(value, str) and value.startswith("@")):
+        return value
+    row = value[1:]
+    if not checkpoints.get(row):
+        raise ValueError(
+            f"Row {name} sets {key}={value!r}: the checkpoint of row {row}, but no trained {row} "
+            f"row ran before it. List {row} before {name} in --models."
+        )
+    return checkpoints[row]
 
 
 def _load_best(trainer, model):

@@ -12,6 +12,11 @@ A user's interaction sequence becomes an instruction (preference P1: the titles 
 language model's log-likelihood of its title as the answer, and candidates are ranked by that
 score. The LM (any Hugging Face causal or encoder-decoder LM) carries LoRA adapters; its base
 weights stay frozen.
+
+Hybrid (``item_id_tokens``, after LLaRA: Liao et al., "LLaRA: Large Language-Recommendation
+Assistant", SIGIR 2024): every item mention also carries one item token, a RecBole model's item
+embedding (``collab_model_checkpoint``, e.g. SASRec) or a jointly learned one, mapped into the
+LM's embedding space by a trainable projector that trains with the LoRA.
 """
 
 import copy
@@ -38,6 +43,11 @@ from recbole_instructrec.prompts.templates import (
 )
 from recbole_instructrec.scoring.backbone import load_backbone
 from recbole_instructrec.scoring.continuation import ContinuationScorer
+from recbole_instructrec.scoring.item_tokens import (
+    collab_item_embeddings,
+    install_item_tokens,
+    learned_item_table,
+)
 from recbole_instructrec.scoring.lora import attach_lora
 from recbole_instructrec.scoring.retriever import load_retriever, retrieve_top_k
 
@@ -75,6 +85,16 @@ class InstructRec(SequentialRecommender):
         self.max_row_tokens = config["max_row_tokens"]
         self.load_in_bits = config["load_in_bits"]
         self.gradient_checkpointing = bool(config["gradient_checkpointing"])
+        self.item_id_tokens = bool(config["item_id_tokens"])
+        self.collab_model_checkpoint = config["collab_model_checkpoint"]
+        self.collab_embedding_size = _int_setting(config, "collab_embedding_size", 1)
+        self.projector_hidden_size = _int_setting(config, "projector_hidden_size", 1)
+        self.item_token_curriculum_steps = _int_setting(config, "item_token_curriculum_steps", 0)
+        if self.collab_model_checkpoint and not self.item_id_tokens:
+            raise ValueError(
+                f"collab_model_checkpoint={self.collab_model_checkpoint!r} is only read by the "
+                "hybrid model: set item_id_tokens: True as well (or drop the checkpoint)."
+            )
 
         # define layers: the LM with LoRA adapters (only the adapters train)
         backbone = load_backbone(
@@ -92,6 +112,7 @@ class InstructRec(SequentialRecommender):
             target_modules=self.lora_target_modules,
         )
         self.tokenizer = backbone.tokenizer
+        self.item_tokens = self._install_item_tokens(dataset, config["seed"])
         _check_context(backbone.model.config, self.max_prompt_tokens, self.max_item_tokens)
 
         # item texts and instructions
@@ -117,6 +138,7 @@ class InstructRec(SequentialRecommender):
             normalization=self.score_normalization,
             seed=config["seed"],
             rerank_window=config["rerank_window"],
+            first_item_token=self.item_tokens.first_item_token if self.item_tokens else None,
         )
         self._builders = {}
         self.prompts = self._builder(template)
@@ -129,6 +151,7 @@ class InstructRec(SequentialRecommender):
         for t in self.train_templates:
             self._builder(t)  # fail at start, not mid-training, on a slot the data cannot fill
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
+        self._loss_calls = 0  # training batches seen: the item-token curriculum's clock
         self.scorer = self._scorer_for(self.llm)
         self._eval_scorer = None
 
@@ -163,13 +186,34 @@ class InstructRec(SequentialRecommender):
             "eval_template to a template of that form."
         )
 
-    def _builder(self, template):
-        if template.id not in self._builders:
+    def _install_item_tokens(self, dataset, seed):
+        if not self.item_id_tokens:
+            return None
+        if self.collab_model_checkpoint:
+            table = collab_item_embeddings(self.collab_model_checkpoint, dataset)
+        else:
+            table = learned_item_table(self.n_items, self.collab_embedding_size, seed)
+        return install_item_tokens(
+            self.llm,
+            table,
+            train_table=not self.collab_model_checkpoint,
+            projector_hidden_size=self.projector_hidden_size,
+        )
+
+    def _builder(self, template, item_tokens=True):
+        """The prompt builder of ``template``; ``item_tokens=False`` gives the text-only one
+        of a hybrid model (the curriculum's early steps)."""
+        hybrid = bool(self.item_tokens) and item_tokens
+        key = (template.id, hybrid)
+        if key not in self._builders:
             self.intentions.check_fillable(template)
-            self._builders[template.id] = PromptBuilder(
-                self.tokenizer, self._capped_texts, template, **self._builder_settings
+            settings = dict(self._builder_settings)
+            if not hybrid:
+                settings["first_item_token"] = None
+            self._builders[key] = PromptBuilder(
+                self.tokenizer, self._capped_texts, template, **settings
             )
-        return self._builders[template.id]
+        return self._builders[key]
 
     def train(self, mode=True):
         # Any switch of mode invalidates the merged evaluation copy of the LM.
@@ -182,6 +226,7 @@ class InstructRec(SequentialRecommender):
             is_encoder_decoder=self.is_encoder_decoder,
             max_batch_tokens=self.max_batch_tokens,
             max_row_tokens=self.max_row_tokens,
+            first_input_only_token=self.item_tokens.first_item_token if self.item_tokens else None,
         )
 
     def _inference_scorer(self):
@@ -207,9 +252,10 @@ class InstructRec(SequentialRecommender):
         picks = torch.randint(
             len(self.train_templates), (len(histories),), generator=self.template_generator
         ).tolist()
+        hybrid = self._curriculum(len(histories))
         plans = [
-            self._builder(self.train_templates[k]).plan(h, [p] + n, target=p, user=u)
-            for k, h, p, n, u in zip(picks, histories, pos_items, negatives, users)
+            self._builder(self.train_templates[k], item_tokens=x).plan(h, [p] + n, target=p, user=u)
+            for k, x, h, p, n, u in zip(picks, hybrid, histories, pos_items, negatives, users)
         ]
         scored = self._score_plans(plans, self.scorer)
         scores = torch.stack([s for s, _, _ in scored])
@@ -228,6 +274,15 @@ class InstructRec(SequentialRecommender):
                 len(matching) / len(picks)
             )
         return loss
+
+    def _curriculum(self, n):
+        """Which of ``n`` training examples carry item tokens: a share rising linearly from 0
+        to 1 over ``item_token_curriculum_steps`` batches (text first, then hybrid)."""
+        self._loss_calls += 1
+        if not self.item_tokens or not self.item_token_curriculum_steps:
+            return [True] * n
+        share = min(self._loss_calls / self.item_token_curriculum_steps, 1.0)
+        return (torch.rand(n, generator=self.template_generator) < share).tolist()
 
     def predict(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]

@@ -20,6 +20,7 @@ whole instruction in the encoder (no cut) and the answer in the decoder.
 """
 
 import hashlib
+import re
 import string
 from dataclasses import dataclass
 from logging import getLogger
@@ -29,6 +30,9 @@ import torch
 LABELS = string.ascii_uppercase
 _SENTINEL = "\u2063CANDIDATE\u2063"
 _SENTINEL_B = "\u2063SECOND\u2063"
+# An item mention's collaborative token (hybrid prompts) travels through the text as
+# "\ue000<item id>\ue001" (private-use characters) until tokenization.
+_ITEM_MARK = re.compile("\ue000(\\d+)\ue001")
 
 
 @dataclass
@@ -85,8 +89,10 @@ class PromptBuilder:
         normalization="mean",
         seed=0,
         rerank_window=20,
+        first_item_token=None,
     ):
         self.tokenizer = tokenizer
+        self.first_item_token = first_item_token
         self.template = template
         self.is_encoder_decoder = is_encoder_decoder
         self.max_history_items = int(max_history_items)
@@ -108,6 +114,8 @@ class PromptBuilder:
             else cap_item_texts(tokenizer, texts, max_item_tokens)
         )
         self.texts, self._text_lengths = capped.texts, capped.lengths
+        if first_item_token is not None:
+            self._text_lengths = [n + 1 for n in self._text_lengths]
         self._answers = {}
         self._labels = [self._answer_tokens(label, end=False) for label in LABELS]
         self._yes_no = [self._answer_tokens("Yes", end=False), self._answer_tokens("No", end=False)]
@@ -151,7 +159,7 @@ class PromptBuilder:
         for start in range(0, len(order), self.rerank_window):
             window = order[start : start + self.rerank_window]
             listing = "\n".join(
-                f"({LABELS[k]}) {self.texts[candidates[i]]}" for k, i in enumerate(window)
+                f"({LABELS[k]}) {self.mention(candidates[i])}" for k, i in enumerate(window)
             )
             prefix = self.prompt_ids(history, candidates=listing, **slots)
             requests.append((prefix, [self._labels[k] for k in range(len(window))]))
@@ -167,14 +175,14 @@ class PromptBuilder:
     def _pointwise_plan(self, history, candidates, slots):
         if self.is_encoder_decoder:
             requests = [
-                (self.prompt_ids(history, candidate=self.texts[c], **slots), self._yes_no)
+                (self.prompt_ids(history, candidate=self.mention(c), **slots), self._yes_no)
                 for c in candidates
             ]
         else:
             prefix, suffix = self._cut(history, slots)
             conts = []
             for c in candidates:
-                tail = self._tail_ids(suffix, self.texts[c])
+                tail = self._tail_ids(suffix, self.mention(c))
                 conts += [tail + self._yes_no[0], tail + self._yes_no[1]]
             requests = [(prefix, conts)]
         return Plan(requests, lambda sums, counts: sums[0::2] - sums[1::2])
@@ -194,8 +202,8 @@ class PromptBuilder:
                 (
                     self.prompt_ids(
                         history,
-                        item_a=self.texts[candidates[a]],
-                        item_b=self.texts[candidates[b]],
+                        item_a=self.mention(candidates[a]),
+                        item_b=self.mention(candidates[b]),
                         **slots,
                     ),
                     self._labels[:2],
@@ -206,7 +214,9 @@ class PromptBuilder:
             prefix, suffix = self._cut(history, slots)
             conts = []
             for a, b in pairs:
-                tail = self._tail_ids(suffix, self.texts[candidates[a]], self.texts[candidates[b]])
+                tail = self._tail_ids(
+                    suffix, self.mention(candidates[a]), self.mention(candidates[b])
+                )
                 conts += [tail + self._labels[0], tail + self._labels[1]]
             requests = [(prefix, conts)]
 
@@ -290,7 +300,9 @@ class PromptBuilder:
         return [int(i) for i in history if int(i) != 0][-self.max_history_items :]
 
     def render(self, history, **slots):
-        return self._render(self._recent(history), **slots)
+        """The instruction as a person reads it (item tokens shown as <item:ID>)."""
+        text = self._render(self._recent(history), **slots)
+        return _ITEM_MARK.sub(lambda m: f"<item:{m.group(1)}> ", text)
 
     def _render(self, history, sample_slots=False, **slots):
         values = {"history": self.history_text(history)}
@@ -300,7 +312,14 @@ class PromptBuilder:
         return self.template.render(**{s: values.get(s, "") for s in self.template.slots})
 
     def history_text(self, history):
-        return "\n".join(f"{n}. {self.texts[i]}" for n, i in enumerate(history, 1))
+        return "\n".join(f"{n}. {self.mention(i)}" for n, i in enumerate(history, 1))
+
+    def mention(self, item):
+        """An item as the instruction names it: its text, after its item token if hybrid."""
+        item = int(item)
+        if self.first_item_token is None:
+            return self.texts[item]
+        return f"\ue000{item}\ue001{self.texts[item]}"
 
     def _format(self, instruction):
         if self.use_chat:
@@ -315,12 +334,44 @@ class PromptBuilder:
         return instruction + "\nAnswer:"
 
     def _encode(self, text):
-        if self.use_chat:
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return self.tokenizer(text)["input_ids"]
+        return self._tokenize(text, add_special_tokens=not self.use_chat)
 
     def _encode_tail(self, text):
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._tokenize(text, add_special_tokens=False)
+
+    def _tokenize(self, text, add_special_tokens):
+        """Token ids of ``text``; each item mark becomes its item token, placed before the
+        first token of the text that follows it. The text tokens are exactly those of the
+        text without marks, so a hybrid prompt is the text prompt plus the item tokens."""
+        marks, plain, cursor = [], [], 0
+        for match in _ITEM_MARK.finditer(text):
+            plain.append(text[cursor : match.start()])
+            marks.append((sum(map(len, plain)), int(match.group(1))))
+            cursor = match.end()
+        plain = "".join(plain) + text[cursor:]
+        if not marks:
+            return self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+        encoded = self.tokenizer(
+            plain,
+            add_special_tokens=add_special_tokens,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        ids, special = encoded["input_ids"], encoded["special_tokens_mask"]
+        text_tokens = [k for k in range(len(ids)) if not special[k]]
+        after_text = text_tokens[-1] + 1 if text_tokens else 0
+        inserts = {}
+        for position, item in marks:
+            at = next(
+                (k for k in text_tokens if encoded["offset_mapping"][k][1] > position), after_text
+            )
+            inserts.setdefault(at, []).append(self.first_item_token + item)
+        out = []
+        for k in range(len(ids) + 1):
+            out += inserts.get(k, [])
+            if k < len(ids):
+                out.append(ids[k])
+        return out
 
     # ------------------------------------------------------------- answers
     def answer_ids(self, item):
@@ -328,7 +379,7 @@ class PromptBuilder:
         item = int(item)
         cached = self._answers.get(item)
         if cached is None:
-            text = self.template.response.format(candidate=self.texts[item])
+            text = self.template.response.format(candidate=self.mention(item))
             cached = self._answer_tokens(text)
             if not self.is_encoder_decoder and self.tokenizer.eos_token_id is not None:
                 cached = cached + [self.tokenizer.eos_token_id]
@@ -337,6 +388,6 @@ class PromptBuilder:
 
     def _answer_tokens(self, text, end=True):
         if self.is_encoder_decoder:  # T5-style tokenizers append </s> with special tokens
-            return self.tokenizer(text, add_special_tokens=end)["input_ids"]
+            return self._tokenize(text, add_special_tokens=end)
         lead = "" if self.use_chat else " "
-        return self.tokenizer(lead + text, add_special_tokens=False)["input_ids"]
+        return self._tokenize(lead + text, add_special_tokens=False)

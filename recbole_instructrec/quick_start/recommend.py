@@ -28,6 +28,10 @@ CARRIED = (
     "lora_r",
     "lora_alpha",
     "lora_target_modules",
+    "item_id_tokens",
+    "collab_model_checkpoint",
+    "collab_embedding_size",
+    "projector_hidden_size",
     "item_text_fields",
     "instruction_templates",
     "eval_template",
@@ -71,7 +75,7 @@ class Recommender:
         settings.update(config_dict or {})
         self.config = Config(model="InstructRec", dataset=dataset, config_dict=settings)
         self.dataset = create_dataset(self.config)
-        self.model = InstructRec(self.config, self.dataset)
+        self.model = InstructRec(self.config, self.dataset).to(self.config["device"])
         if checkpoint:
             ckpt.check_compatible(checkpoint, header["meta"], self.model.checkpoint_identity())
             ckpt.load_model_state(self.model, tensors)

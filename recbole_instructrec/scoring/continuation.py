@@ -40,10 +40,21 @@ class ContinuationScorer:
         is_encoder_decoder: which of the two layouts to use.
         max_batch_tokens: packed tokens per forward pass (bounds memory, fills the cores).
         max_row_tokens: a user's prompt plus continuations beyond this are chunked.
+        first_input_only_token: ids from this one on (item tokens, see
+            :mod:`~recbole_instructrec.scoring.item_tokens`) are read but never scored: they
+            add nothing to a sum and are not counted.
     """
 
-    def __init__(self, model, is_encoder_decoder=False, max_batch_tokens=4096, max_row_tokens=2048):
+    def __init__(
+        self,
+        model,
+        is_encoder_decoder=False,
+        max_batch_tokens=4096,
+        max_row_tokens=2048,
+        first_input_only_token=None,
+    ):
         self.model = model
+        self.first_input_only_token = first_input_only_token
         self.is_encoder_decoder = is_encoder_decoder
         self.max_batch_tokens = max(int(max_batch_tokens), 1)
         self.max_row_tokens = max(int(max_row_tokens), 1)
@@ -67,9 +78,21 @@ class ContinuationScorer:
             for u, s in zip(group, group_sums):
                 sums[u] = s
                 counts[u] = torch.tensor(
-                    [len(c) for c in continuations[u]], dtype=s.dtype, device=s.device
+                    [self._scored_length(c) for c in continuations[u]],
+                    dtype=s.dtype,
+                    device=s.device,
                 )
         return ContinuationScores(sums, counts)
+
+    def _scored_length(self, tokens):
+        if self.first_input_only_token is None:
+            return len(tokens)
+        return sum(t < self.first_input_only_token for t in tokens)
+
+    def _is_scored(self, targets):
+        if self.first_input_only_token is None:
+            return torch.ones_like(targets, dtype=torch.bool)
+        return targets < self.first_input_only_token
 
     def _user_groups(self, prompts, continuations):
         """Consecutive users whose packed rows fit ``max_batch_tokens`` together."""
@@ -185,12 +208,14 @@ class ContinuationScorer:
     def _token_logprobs(self, hidden, targets, rows_per_step=512):
         head = self.model.get_output_embeddings()
         targets = torch.tensor(targets, device=hidden.device)
+        scored = self._is_scored(targets)
+        targets = targets.masked_fill(~scored, 0)
         parts = []
         for start in range(0, hidden.shape[0], rows_per_step):
             logits = head(hidden[start : start + rows_per_step]).float()
             chosen = logits.gather(1, targets[start : start + rows_per_step, None])[:, 0]
             parts.append(chosen - torch.logsumexp(logits, dim=-1))
-        return torch.cat(parts)
+        return torch.cat(parts) * scored
 
     # ----------------------------------------------------------- seq2seq
     def _score_seq2seq(self, prompts, continuations):
@@ -214,18 +239,20 @@ class ContinuationScorer:
             dec_width = max(len(flat[i]) for i in chunk)
             dec_ids = torch.full((len(chunk), dec_width), pad, dtype=torch.long, device=device)
             labels = torch.full_like(dec_ids, -100)
+            dec_mask = torch.zeros_like(dec_ids)
             for r, i in enumerate(chunk):
                 cont = torch.tensor(flat[i], device=device)
                 dec_ids[r, 0] = start_id
                 dec_ids[r, 1 : len(cont)] = cont[:-1]
-                labels[r, : len(cont)] = cont
+                labels[r, : len(cont)] = cont.masked_fill(~self._is_scored(cont), -100)
+                dec_mask[r, : len(cont)] = 1
             rows = torch.tensor([owner[i] for i in chunk], device=device)
             self.tokens_computed += dec_ids.numel()
             out = self.model(
                 encoder_outputs=(encoder_states[rows],),
                 attention_mask=enc_mask[rows],
                 decoder_input_ids=dec_ids,
-                decoder_attention_mask=(labels != -100).long(),
+                decoder_attention_mask=dec_mask,
             )
             logprobs = out.logits.float().log_softmax(-1)
             picked = logprobs.gather(2, labels.clamp(min=0)[..., None])[..., 0]

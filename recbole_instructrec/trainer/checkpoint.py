@@ -92,7 +92,11 @@ def check_compatible(path, meta, expected):
         ("model", "model", "load it with that model instead"),
         ("llm", "base LLM", "set llm_path to the base model it was trained on"),
         ("n_items", "number of items", "use the dataset and filtering it was trained on"),
-        ("adapter_shapes", "adapter layout", "use the lora_* settings it was trained with"),
+        (
+            "adapter_shapes",
+            "adapter layout",
+            "use the lora_* and item-token settings it was trained with",
+        ),
     ):
         if key in expected and meta.get(key) != expected[key]:
             theirs, ours = meta.get(key), expected[key]
