@@ -119,8 +119,9 @@ def test_collab_checkpoint_supplies_the_item_table(tmp_path, tiny_llm, sasrec_ch
     model, _ = _model(
         tmp_path, tiny_llm, item_id_tokens=True, collab_model_checkpoint=sasrec_checkpoint
     )
-    state = torch.load(sasrec_checkpoint, weights_only=False)["state_dict"]
-    assert torch.equal(model.item_tokens.item_table.weight, state["item_embedding.weight"])
+    # map_location: the fixture's checkpoint was saved on whatever device the run used.
+    state = torch.load(sasrec_checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    assert torch.equal(model.item_tokens.item_table.weight.cpu(), state["item_embedding.weight"])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("projector" in n for n in trainable)
     assert not any("item_table" in n for n in trainable)
