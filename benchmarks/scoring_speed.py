@@ -70,15 +70,45 @@ def _naive(model, prompts, continuations, batch_rows=8):
         tokens += ids.numel()
         device = next(model.parameters()).device
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        logprobs = logits.float().log_softmax(-1).cpu()
+        logprobs = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        logprobs = logprobs.log_softmax(-1).cpu()
         for r, (_, p, c) in enumerate(batch):
             positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
             sums.append(logprobs[r, positions, torch.tensor(c)].sum().item())
     return sums, tokens
 
 
+def _float64_difference(llm, prompts, continuations, per_user, max_batch_tokens):
+    """Largest |ours - naive| with both paths in float64, on ``per_user`` candidates per user.
+
+    In float32 the two paths differ by rounding alone (different matrix shapes and mask paths
+    through 30 layers); in float64 that rounding vanishes and any difference left would be a
+    real error of the shared-prefix computation.
+    """
+    import copy
+
+    import torch
+
+    from recbole_instructrec.scoring.continuation import ContinuationScorer
+
+    wide = copy.deepcopy(llm).to(torch.float64)
+    subset = [c[:per_user] for c in continuations]
+    scorer = ContinuationScorer(wide, max_batch_tokens=max_batch_tokens, max_row_tokens=2048)
+    with torch.no_grad():
+        ours = torch.cat([s.cpu() for s in scorer.score(prompts, subset).logprob_sums])
+        naive, _ = _naive(wide, prompts, subset)
+    return (ours - torch.tensor(naive, dtype=torch.float64)).abs().max().item()
+
+
 def measure(
-    n_users, n_candidates, naive_candidates, dtype, naive_batch, max_batch_tokens, llm_path
+    n_users,
+    n_candidates,
+    naive_candidates,
+    dtype,
+    naive_batch,
+    max_batch_tokens,
+    llm_path,
+    float64_check=0,
 ):
     import torch
 
@@ -111,6 +141,12 @@ def measure(
         naive_seconds = clock() - start
     ours_subset = torch.cat([s[:naive_candidates].float().cpu() for s in ours])
     max_diff = (ours_subset - torch.tensor(naive_sums)).abs().max().item()
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the copy below
+    float64_diff = (
+        _float64_difference(llm, prompts, continuations, float64_check, max_batch_tokens)
+        if float64_check
+        else None
+    )
     n_scored = n_users * n_candidates
     n_naive = sum(map(len, naive_conts))
     return {
@@ -125,7 +161,9 @@ def measure(
         "ours_tokens_over_floor": scorer.tokens_computed / floor,
         "naive_tokens_per_candidate": naive_tokens / n_naive,
         "max_abs_logprob_diff_vs_naive": max_diff,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "max_abs_logprob_diff_vs_naive_float64": float64_diff,
+        "float64_checked_candidates_per_user": float64_check,
+        "peak_rss_mb": peak_rss,
         "peak_gpu_mb": peak_gpu,
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "dtype": dtype,
@@ -143,6 +181,12 @@ def main():
     parser.add_argument("--max-batch-tokens", type=int, default=4096)
     parser.add_argument("--tag", default="scoring_speed")
     parser.add_argument("--llm-path", default=None, help="default: the embedded SmolLM2")
+    parser.add_argument(
+        "--float64-check",
+        type=int,
+        default=4,
+        help="candidates per user scored by both paths in float64 too (0: skip)",
+    )
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
@@ -157,6 +201,7 @@ def main():
                     args.naive_batch,
                     args.max_batch_tokens,
                     args.llm_path,
+                    args.float64_check,
                 )
             )
         )
@@ -178,6 +223,8 @@ def main():
             str(args.naive_batch),
             "--max-batch-tokens",
             str(args.max_batch_tokens),
+            "--float64-check",
+            str(args.float64_check),
         ] + (["--llm-path", args.llm_path] if args.llm_path else [])
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -188,18 +235,24 @@ def main():
     where = f"; {rows[0]['device']}, {args.dtype}, embedded SmolLM2-135M, {args.users} users"
     lines = provenance_lines(info, where) + [
         "| candidates/user | ours cand/s | naive cand/s | speedup | tokens computed / floor | "
-        "naive tokens/cand | max abs diff of log p | peak RSS MB | peak GPU MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "naive tokens/cand | max abs diff of log p | same, both in float64 | peak RSS MB | "
+        "peak GPU MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['candidates_per_user']} | {r['ours_candidates_per_s']:.1f} | "
             f"{r['naive_candidates_per_s']:.1f} | {r['speedup']:.1f}x | "
             f"{r['ours_tokens_over_floor']:.3f} | {r['naive_tokens_per_candidate']:.0f} | "
-            f"{r['max_abs_logprob_diff_vs_naive']:.1e} | {r['peak_rss_mb']:.0f} | "
+            f"{r['max_abs_logprob_diff_vs_naive']:.1e} | {_diff(r)} | {r['peak_rss_mb']:.0f} | "
             f"{r['peak_gpu_mb'] or 0:.0f} |"
         )
     save_report(args.out, args.tag, {"run": info, "results": rows}, lines)
+
+
+def _diff(row):
+    value = row.get("max_abs_logprob_diff_vs_naive_float64")
+    return "-" if value is None else f"{value:.1e}"
 
 
 if __name__ == "__main__":

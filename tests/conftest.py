@@ -115,3 +115,14 @@ def tiny_config(tmp_path, llm_path, **overrides):
     }
     config.update(overrides)
     return config
+
+
+@pytest.fixture(scope="session")
+def sasrec_checkpoint(tmp_path_factory):
+    """A RecBole SASRec trained on dataset/tiny by run_recbole: a retriever, fusion model or
+    source of collaborative item embeddings for InstructRec on the same data."""
+    folder = tmp_path_factory.mktemp("sasrec")
+    settings = tiny_config(folder, None, epochs=1, load_col=None)
+    recbole_instructrec.run_recbole(model="SASRec", dataset="tiny", config_dict=settings)
+    (name,) = os.listdir(folder / "saved")
+    return str(folder / "saved" / name)

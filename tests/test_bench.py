@@ -12,6 +12,7 @@ from recbole_instructrec.bench import run_benchmark
 from recbole_instructrec.bench.cold_items import cold_mask, training_counts
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
 from recbole_instructrec.bench.user_sample import sample_users
+from recbole_instructrec.scoring.fusion import FUSION_GRID
 
 
 def test_user_sample_is_deterministic_and_taken_before_the_split(tmp_path):
@@ -45,7 +46,13 @@ def test_benchmark_uses_identical_candidates_and_writes_results(tmp_path, tiny_l
     out = tmp_path / "results"
     records = run_benchmark(
         datasets=["tiny"],
-        models=["SASRec", "InstructRec-zeroshot", "InstructRec-LoRA", "InstructRec-Hybrid"],
+        models=[
+            "SASRec",
+            "InstructRec-zeroshot",
+            "InstructRec-LoRA",
+            "InstructRec-Hybrid",
+            "InstructRec-zeroshot-fused",
+        ],
         protocol="uni9",
         max_users=25,
         data_path=DATASET_DIR,
@@ -82,6 +89,8 @@ def test_benchmark_uses_identical_candidates_and_writes_results(tmp_path, tiny_l
     assert "Cold-item slice" in (out / "bench-tiny.md").read_text()
     # The hybrid row read its item tokens from the SASRec row's checkpoint.
     assert records[3]["settings"]["collab_model_checkpoint"] == "@SASRec"
+    # The fused row fitted its weight on validation, without training.
+    assert records[4]["fusion_weight"] in FUSION_GRID and records[4]["train_seconds"] > 0
 
 
 def test_a_row_that_needs_another_rows_checkpoint_says_so(tmp_path, tiny_llm):

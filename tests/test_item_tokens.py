@@ -15,16 +15,6 @@ from recbole_instructrec.scoring.item_tokens import CollabCheckpointError, ItemT
 from recbole_instructrec.scoring.retriever import RetrieverError
 
 
-@pytest.fixture(scope="module")
-def sasrec_checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("collab")
-    recbole_instructrec.run_recbole(
-        model="SASRec", dataset="tiny", config_dict=tiny_config(folder, None, load_col=None)
-    )
-    (name,) = os.listdir(folder / "saved")
-    return str(folder / "saved" / name)
-
-
 def _model(tmp_path, llm, **settings):
     config = Config(
         model="InstructRec", dataset="tiny", config_dict=tiny_config(tmp_path, llm, **settings)

@@ -67,6 +67,23 @@ def test_shared_prefix_scores_equal_naive(request, backbone_fixture, limits):
         assert counts.tolist() == [len(c) for c in conts]
 
 
+@pytest.mark.parametrize("limits", [{}, {"max_row_tokens": 8, "max_batch_tokens": 8}])
+@pytest.mark.parametrize("backbone_fixture", ["tiny_llm", "tiny_t5"])
+def test_shared_prefix_is_exact_in_float64(request, backbone_fixture, limits):
+    # In float64 the rounding that separates the two paths in float32 vanishes; what is left
+    # would be a real error (a wrong mask, position or padding), so the bound is 1e-9.
+    backbone = load_backbone(request.getfixturevalue(backbone_fixture))
+    model = backbone.model.eval().to(torch.float64)
+    prompts, continuations = _random_requests(model.config.vocab_size, seed=1)
+    scorer = ContinuationScorer(model, backbone.is_encoder_decoder, **limits)
+    with torch.no_grad():
+        result = scorer.score(prompts, continuations)
+    for prompt, conts, sums in zip(prompts, continuations, result.logprob_sums):
+        expected = [naive_logprob(model, prompt, c, backbone.is_encoder_decoder) for c in conts]
+        assert sums.dtype == torch.float64
+        assert torch.allclose(sums, torch.tensor(expected, dtype=torch.float64), atol=1e-9)
+
+
 def test_shared_prefix_computes_each_token_once(tiny_llm):
     backbone = load_backbone(tiny_llm)
     prompts, continuations = _random_requests(backbone.model.config.vocab_size, n_users=1)

@@ -14,15 +14,6 @@ from recbole_instructrec import InstructRec
 from recbole_instructrec.scoring.retriever import RetrieverError, load_retriever
 
 
-@pytest.fixture(scope="module")
-def sasrec_checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sasrec")
-    settings = tiny_config(folder, None, epochs=1, load_col=None)
-    recbole_instructrec.run_recbole(model="SASRec", dataset="tiny", config_dict=settings)
-    (name,) = os.listdir(folder / "saved")
-    return str(folder / "saved" / name)
-
-
 def _instructrec(tmp_path, llm, **settings):
     config = Config(
         model="InstructRec", dataset="tiny", config_dict=tiny_config(tmp_path, llm, **settings)

@@ -38,6 +38,12 @@ VARIANTS = {
         {"item_id_tokens": True, "collab_model_checkpoint": "@SASRec"},
     ),
     "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),
+    # Score fusion with the SASRec row, the weight fitted on validation (issue 8's baseline).
+    "InstructRec-LoRA-fused": ("InstructRec", {"fusion_model": "@SASRec"}),
+    "InstructRec-zeroshot-fused": (
+        "InstructRec",
+        {"epochs": 0, "lora_r": 0, "fusion_model": "@SASRec"},
+    ),
 }
 DEFAULT_MODELS = ["SASRec", "BERT4Rec", "InstructRec-zeroshot", "InstructRec-LoRA"]
 BASELINE_SETTINGS = {
@@ -213,6 +219,8 @@ def _run_one(
     if config["epochs"] > 0:
         trainer.fit(train, valid, saved=True, show_progress=True)
         _load_best(trainer, model)
+    if getattr(model, "fusion_weight_unfitted", lambda: False)():
+        trainer.fit_fusion_weight(valid)  # without training; fit() does it after training
     train_time = time.time() - start
     start = time.time()
     if tokens is None:
@@ -230,6 +238,7 @@ def _run_one(
     cold = cold_items.cold_mask(targets, train_counts)
     return {
         "checkpoint": trainer.saved_model_file if config["epochs"] > 0 else None,
+        "fusion_weight": getattr(model, "fusion_weight", None),
         "scores_file": scores_file if tokens is not None else None,
         "model": name,
         "recbole_model": model_name,

@@ -19,6 +19,7 @@ embedding (``collab_model_checkpoint``, e.g. SASRec) or a jointly learned one, m
 LM's embedding space by a trainable projector that trains with the LoRA.
 """
 
+import contextlib
 import copy
 from logging import getLogger
 
@@ -43,6 +44,7 @@ from recbole_instructrec.prompts.templates import (
 )
 from recbole_instructrec.scoring.backbone import load_backbone
 from recbole_instructrec.scoring.continuation import ContinuationScorer
+from recbole_instructrec.scoring.fusion import FusionError, fuse
 from recbole_instructrec.scoring.item_tokens import (
     collab_item_embeddings,
     install_item_tokens,
@@ -162,8 +164,18 @@ class InstructRec(SequentialRecommender):
         self._retriever = (
             [load_retriever(self.candidate_model, dataset)] if self.candidate_model else []
         )
+        # score fusion: standardised LLM scores + fusion_weight x a saved RecBole model's,
+        # the weight fitted on validation by the trainer unless given. Also kept out of the
+        # module tree.
+        self.fusion_model = config["fusion_model"]
+        self.fusion_weight = _fusion_weight(config)
+        self._fusion_model = (
+            [load_retriever(self.fusion_model, dataset, setting="fusion_model")]
+            if self.fusion_model
+            else []
+        )
         self.negative_generator = torch.Generator().manual_seed(int(config["seed"] or 0))
-        _check_evaluation(config, self.n_items, bool(self._retriever))
+        _check_evaluation(config, self.n_items, bool(self._retriever), bool(self._fusion_model))
 
     def _eval_template(self):
         template = get_template(self.templates, self.eval_template)
@@ -285,28 +297,71 @@ class InstructRec(SequentialRecommender):
         return (torch.rand(n, generator=self.template_generator) < share).tolist()
 
     def predict(self, interaction):
+        groups, scores = self._llm_predict(interaction)
+        if not self._fusion_model:
+            return scores
+        if self.fusion_weight is None:
+            raise FusionError(
+                "fusion_model is set but fusion_weight is not fitted yet: train with RecBole's "
+                "trainer (it fits the weight on validation), or give fusion_weight=<number>."
+            )
+        other = self._fusion_scores(interaction)
+        fused = torch.empty_like(scores)
+        for rows in groups:
+            fused[rows] = fuse(scores[rows], other[rows], self.fusion_weight).to(scores.dtype)
+        return fused
+
+    def fusion_groups(self, interaction):
+        """Per user: (LLM scores, fusion model scores) of its sampled rows, positive first."""
+        groups, scores = self._llm_predict(interaction)
+        other = self._fusion_scores(interaction)
+        return [(scores[rows].cpu(), other[rows].cpu()) for rows in groups]
+
+    def fusion_weight_unfitted(self):
+        return bool(self._fusion_model) and self.fusion_weight is None
+
+    @contextlib.contextmanager
+    def provisional_fusion_weight(self, weight):
+        """``weight`` stands in while the fusion weight is not fitted yet."""
+        unfitted = self.fusion_weight_unfitted()
+        if unfitted:
+            self.fusion_weight = weight
+        try:
+            yield
+        finally:
+            if unfitted:
+                self.fusion_weight = None
+
+    def _fusion_scores(self, interaction):
+        model = self._fusion_model[0].to(interaction[self.ITEM_SEQ].device)
+        with torch.no_grad():
+            return model.predict(interaction).float()
+
+    def _llm_predict(self, interaction):
+        """(each user's rows, the LLM's score of every row)."""
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
         items = interaction[self.ITEM_ID].tolist()
         users = self._users(interaction)
         # RecBole flattens sampled evaluation into rows, a user's positive first, then its
-        # negatives; rows with the same history share one prompt. Only intention templates
-        # (search tasks) read the positive, to state what the user asks for.
-        rows_by_history = {}
+        # negatives; a user's rows share one prompt. Only intention templates (search tasks)
+        # read the positive, to state what the user asks for.
+        rows_by_user = {}
         for row, history in enumerate(_histories(item_seq, item_seq_len)):
-            rows_by_history.setdefault(tuple(history), []).append(row)
+            rows_by_user.setdefault((users[row], tuple(history)), []).append(row)
         plans = [
             self.prompts.plan(
-                history, [items[r] for r in rows], target=items[rows[0]], user=users[rows[0]]
+                list(history), [items[r] for r in rows], target=items[rows[0]], user=user
             )
-            for history, rows in rows_by_history.items()
+            for (user, history), rows in rows_by_user.items()
         ]
         scores = torch.empty(len(items), device=item_seq.device)
+        groups = [torch.tensor(rows, device=scores.device) for rows in rows_by_user.values()]
         for rows, (user_scores, _, _) in zip(
-            rows_by_history.values(), self._score_plans(plans, self._inference_scorer())
+            groups, self._score_plans(plans, self._inference_scorer())
         ):
-            scores[torch.tensor(rows, device=scores.device)] = user_scores.to(scores.dtype)
-        return scores
+            scores[rows] = user_scores.to(scores.dtype)
+        return groups, scores
 
     def full_sort_predict(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
@@ -453,12 +508,36 @@ def _check_context(hf_config, max_prompt_tokens, max_item_tokens):
         )
 
 
-def _check_evaluation(config, n_items, has_retriever):
-    """Say so when an evaluation setting would silently cost far more than intended."""
+def _fusion_weight(config):
+    weight = config["fusion_weight"]
+    if weight is None:
+        return None
+    if not config["fusion_model"]:
+        raise FusionError(
+            f"fusion_weight={weight!r} weighs the scores of fusion_model, which is not set; "
+            "give fusion_model=<a saved RecBole checkpoint>, or drop fusion_weight."
+        )
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        raise FusionError(
+            f"fusion_weight={weight!r} must be a number >= 0 (0: the LLM alone), or ~ to fit "
+            "it on validation."
+        )
+    return float(weight)
+
+
+def _check_evaluation(config, n_items, has_retriever, has_fusion=False):
+    """Say so when an evaluation setting would silently cost far more than intended, or a
+    setting would silently do nothing."""
     modes = config["eval_args"]["mode"]
     modes = modes.values() if isinstance(modes, dict) else [modes]
     limit = config["full_sort_max_items"]
     for mode in modes:
+        if has_fusion and mode in ("full", "uni0", "pop0"):
+            raise FusionError(
+                f"fusion_model fuses scores of sampled candidates, but eval_args mode is "
+                f"'{mode}' (full ranking). Use a sampled mode (e.g. uni9), or for full ranking "
+                "drop fusion_model and set candidate_model (two-stage re-ranking)."
+            )
         if mode in ("full", "uni0", "pop0") and not has_retriever and limit and n_items > limit:
             raise ValueError(
                 f"eval_args mode '{mode}' scores all {n_items - 1} items for every user with the "

@@ -99,6 +99,8 @@ def run_recbole(
         "best_valid_result": best_valid_result,
         "test_result": test_result,
     }
+    if getattr(model, "fusion_model", None):
+        result["fusion_weight"] = model.fusion_weight  # fitted on validation unless given
     if not config["single_spec"]:
         dist.destroy_process_group()
     if config["local_rank"] == 0 and queue is not None:

@@ -212,7 +212,7 @@ class ContinuationScorer:
         targets = targets.masked_fill(~scored, 0)
         parts = []
         for start in range(0, hidden.shape[0], rows_per_step):
-            logits = head(hidden[start : start + rows_per_step]).float()
+            logits = _at_least_fp32(head(hidden[start : start + rows_per_step]))
             chosen = logits.gather(1, targets[start : start + rows_per_step, None])[:, 0]
             parts.append(chosen - torch.logsumexp(logits, dim=-1))
         return torch.cat(parts) * scored
@@ -254,7 +254,7 @@ class ContinuationScorer:
                 decoder_input_ids=dec_ids,
                 decoder_attention_mask=dec_mask,
             )
-            logprobs = out.logits.float().log_softmax(-1)
+            logprobs = _at_least_fp32(out.logits).log_softmax(-1)
             picked = logprobs.gather(2, labels.clamp(min=0)[..., None])[..., 0]
             sums.append((picked * (labels != -100)).sum(1))
         totals = torch.cat(sums)
@@ -294,6 +294,11 @@ def _pack(segments, position_offsets, device):
     return _Packed(
         input_ids.to(device), position.to(device), group.to(device), starts, first_segment
     )
+
+
+def _at_least_fp32(logits):
+    """Half-precision logits are widened for the softmax; float64 ones keep their precision."""
+    return logits if logits.dtype == torch.float64 else logits.float()
 
 
 def _block_attention_mask(q_group, q_pos, k_group, k_pos, dtype):

@@ -9,6 +9,8 @@ Differences from ``recbole.trainer.Trainer``:
 * ``valid_max_users`` validates on a fixed, seeded sample of users: validation only picks the
   checkpoint, and scoring every user twice (valid and test) would double the evaluation cost.
   The test set is always evaluated on every user.
+* Score fusion (``fusion_model`` without ``fusion_weight``): after training, the weight is
+  fitted on the validation users, for the best epoch's adapters.
 * ``gradient_accumulation_steps`` and ``eval_progress`` (a tqdm bar during evaluation).
 * Under RecBole's distributed launcher (``--nproc``) every rank uses rank 0's checkpoint name
   (names carry the second they were made, which can differ between processes), only rank 0
@@ -26,6 +28,7 @@ from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
 from recbole_instructrec.plugin import rank0_value, wait_for_rank0
+from recbole_instructrec.scoring import fusion
 from recbole_instructrec.trainer import checkpoint as ckpt
 
 
@@ -102,7 +105,9 @@ class InstructRecTrainer(Trainer):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.enable_amp)
 
     def _valid_epoch(self, valid_data, show_progress=False):
-        return super()._valid_epoch(self._validation_sample(valid_data), show_progress)
+        # Before fusion_weight is fitted (after training), epochs are picked by the LLM alone.
+        with self.model.provisional_fusion_weight(0.0):
+            return super()._valid_epoch(self._validation_sample(valid_data), show_progress)
 
     def _validation_sample(self, valid_data):
         """The same seeded sample of ``valid_max_users`` users at every validation."""
@@ -168,9 +173,35 @@ class InstructRecTrainer(Trainer):
             if callback_fn:
                 callback_fn(epoch_idx, valid_score)
 
-        return super().fit(
+        result = super().fit(
             train_data, valid_data, verbose, saved, show_progress, callback_fn=after_validation
         )
+        if self.model.fusion_weight_unfitted():
+            if saved and os.path.isfile(self.saved_model_file):
+                self.load_adapter(self.saved_model_file)  # fit the weight to the tested epoch
+            self.fit_fusion_weight(valid_data)
+        return result
+
+    @torch.no_grad()
+    def fit_fusion_weight(self, valid_data):
+        """Score fusion (``fusion_model``): choose ``fusion_weight`` on the validation users
+        (the ``valid_max_users`` sample) by ``valid_metric``; returns it."""
+        groups = []
+        self.model.eval()
+        data = self._validation_sample(valid_data)
+        for batch in data or []:
+            interaction = batch[0] if isinstance(batch, tuple) else batch
+            with self._autocast():
+                groups += self.model.fusion_groups(interaction.to(self.device))
+        weight, table = fusion.fit_weight(groups, self.config["valid_metric"])
+        self.model.fusion_weight = weight
+        values = ", ".join(f"{w:g}: {v:.4f}" for w, v in table.items())
+        self.logger.info(
+            set_color("fusion_weight", "blue")
+            + f" = {weight:g}, fitted on {len(groups)} validation users by "
+            f"{self.config['valid_metric']} ({values}); set fusion_weight={weight:g} to reuse it"
+        )
+        return weight
 
     def _rng_states(self):
         states = {"torch": torch.get_rng_state(), **self.model.rng_state()}

@@ -1,0 +1,74 @@
+"""Score fusion (issue 8's simple baseline): a user's LLM scores plus a weight times a saved
+RecBole model's scores for the same candidates, both standardised per user.
+
+Per-user z-scores put a log-likelihood and a dot product on one scale, so one weight serves
+every user. The weight is fitted on the validation set (:func:`fit_weight`) from a fixed grid:
+a grid rather than an optimiser because the ranking metrics are step functions of the weight.
+"""
+
+import math
+import re
+
+import torch
+
+# 0 is the LLM alone; 100 is the retriever alone, in effect (the LLM only breaks its ties).
+FUSION_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0)
+
+
+class FusionError(ValueError):
+    """A fusion setting that cannot work; the message names it and says how to fix it."""
+
+
+def standardise(scores):
+    """Per-user z-scores; a user with one candidate (or all equal) gets zeros."""
+    scores = scores.double()
+    spread = scores.std(unbiased=False) if scores.numel() > 1 else scores.new_tensor(0.0)
+    return (scores - scores.mean()) / spread if spread > 0 else torch.zeros_like(scores)
+
+
+def fuse(llm_scores, retriever_scores, weight):
+    return standardise(llm_scores) + float(weight) * standardise(retriever_scores)
+
+
+def parse_metric(valid_metric):
+    """("ndcg", 5) from RecBole's ``valid_metric`` (e.g. ``NDCG@5``)."""
+    match = re.fullmatch(r"(hit|ndcg|mrr|recall)@(\d+)", str(valid_metric).strip().lower())
+    if not match:
+        raise FusionError(
+            f"fusion_weight is fitted on valid_metric, but {valid_metric!r} is not one of "
+            "Hit@K, NDCG@K, MRR@K or Recall@K; set valid_metric to one of them, or give "
+            "fusion_weight=<number> to skip the fit."
+        )
+    return match.group(1), int(match.group(2))
+
+
+def _metric_of_rank(rank, name, k):
+    if rank > k:
+        return 0.0
+    if name == "ndcg":
+        return 1.0 / math.log2(rank + 1)
+    if name == "mrr":
+        return 1.0 / rank
+    return 1.0  # hit, and recall with one relevant item
+
+
+def fit_weight(groups, valid_metric, grid=FUSION_GRID):
+    """The grid weight with the best mean ``valid_metric`` over ``groups``, and every weight's
+    value. Each group is one user's (LLM scores, retriever scores), the positive first; ties
+    go to the smaller weight, the one that leaves the instruction more say."""
+    if not groups:
+        raise FusionError(
+            "fusion_weight could not be fitted: the validation set is empty. Give "
+            "fusion_weight=<number>, or keep a validation split in eval_args."
+        )
+    name, k = parse_metric(valid_metric)
+    table = {}
+    for weight in grid:
+        total = 0.0
+        for llm, retriever in groups:
+            fused = fuse(llm, retriever, weight)
+            rank = 1 + int((fused[1:] > fused[0]).sum())
+            total += _metric_of_rank(rank, name, k)
+        table[weight] = total / len(groups)
+    best = max(table.values())
+    return next(w for w in grid if table[w] == best), table
