@@ -114,3 +114,28 @@ def test_cold_items_count_only_training_interactions():
     counts = training_counts(users, items, times)
     assert counts == {"x": 1, "y": 1, "z": 1}
     assert cold_mask(["x", "w", "q"], {"x": 6}, threshold=5).tolist() == [False, True, True]
+
+
+def test_a_row_can_evaluate_a_model_trained_by_run_recbole(tmp_path, tiny_llm, sasrec_checkpoint):
+    def bench(sasrec_settings, models):
+        return run_benchmark(
+            datasets=["tiny"],
+            models=models,
+            data_path=DATASET_DIR,
+            model_settings={"SASRec": sasrec_settings},
+            common_settings={"llm_path": tiny_llm, "eval_batch_size": 50},
+            out_dir=str(tmp_path),
+            tag="tiny-trained",
+        )
+
+    records = bench(
+        {"trained_checkpoint": sasrec_checkpoint}, ["SASRec", "InstructRec-zeroshot-fused"]
+    )
+    assert records[0]["checkpoint"] == sasrec_checkpoint
+    assert records[0]["settings"]["trained_checkpoint"] == sasrec_checkpoint
+    assert records[1]["fusion_weight"] in FUSION_GRID
+    # no training: the same checkpoint evaluated twice gives the same metrics
+    again = bench({"trained_checkpoint": sasrec_checkpoint}, ["SASRec"])
+    assert again[0]["metrics"] == records[0]["metrics"]
+    with pytest.raises(ValueError, match="trained_checkpoint='nowhere.pth' does not exist"):
+        bench({"trained_checkpoint": "nowhere.pth"}, ["SASRec"])

@@ -210,13 +210,23 @@ def _run_one(
     settings.update(variant)
     settings.update(overrides)
     settings = {k: _row_checkpoint(name, k, v, checkpoints) for k, v in settings.items()}
+    # A row may evaluate a model trained elsewhere (e.g. by run_recbole) instead of training.
+    trained = settings.pop("trained_checkpoint", None)
+    if trained and not os.path.isfile(str(trained)):
+        raise ValueError(
+            f"Row {name}: trained_checkpoint={trained!r} does not exist; give the file that "
+            "run_recbole saved under checkpoint_dir."
+        )
     config, (train, valid, test), _, test_dataset = _prepare(model_name, dataset, settings)
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(model_name)(config, train._dataset).to(config["device"])
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
     start = time.time()
-    if config["epochs"] > 0:
+    if trained:
+        trainer.saved_model_file = str(trained)
+        _load_best(trainer, model)
+    elif config["epochs"] > 0:
         trainer.fit(train, valid, saved=True, show_progress=True)
         _load_best(trainer, model)
     if getattr(model, "fusion_weight_unfitted", lambda: False)():
@@ -237,7 +247,7 @@ def _run_one(
     targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
     cold = cold_items.cold_mask(targets, train_counts)
     return {
-        "checkpoint": trainer.saved_model_file if config["epochs"] > 0 else None,
+        "checkpoint": trainer.saved_model_file if trained or config["epochs"] > 0 else None,
         "fusion_weight": getattr(model, "fusion_weight", None),
         "scores_file": scores_file if tokens is not None else None,
         "model": name,
