@@ -276,26 +276,9 @@ def _distributed_without_gpu():
     _share_best_checkpoint(trainer_module.Trainer)
 
 
-def rank0_value(config, value):
-    """``value`` as rank 0 has it, on every rank of a distributed run (else ``value``)."""
-    if config["single_spec"]:
-        return value
-    import torch.distributed as dist
-
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def wait_for_rank0(config):
-    """In a distributed run, wait until rank 0 is here too (e.g. done writing a checkpoint)."""
-    if not config["single_spec"]:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
 def _share_best_checkpoint(trainer_class):
+    from recbole_instructrec.trainer.rank0 import rank0_value, wait_for_rank0
+
     # Under DDP only rank 0 saves, yet every rank loads "its" best file for the test: file names
     # carry the second each process made them, and nothing waits for rank 0 to finish writing.
     original_init, original_evaluate = trainer_class.__init__, trainer_class.evaluate

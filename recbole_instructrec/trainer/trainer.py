@@ -27,9 +27,9 @@ from recbole.utils import set_color
 from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
-from recbole_instructrec.plugin import rank0_value, wait_for_rank0
 from recbole_instructrec.scoring import fusion
 from recbole_instructrec.trainer import checkpoint as ckpt
+from recbole_instructrec.trainer.rank0 import rank0_value, wait_for_rank0
 
 
 class InstructRecTrainer(Trainer):
