@@ -91,6 +91,12 @@ def test_benchmark_uses_identical_candidates_and_writes_results(tmp_path, tiny_l
     assert records[3]["settings"]["collab_model_checkpoint"] == "@SASRec"
     # The fused row fitted its weight on validation, without training.
     assert records[4]["fusion_weight"] in FUSION_GRID and records[4]["train_seconds"] > 0
+    # The same pass also scored its LLM alone: the zero-shot row's scores, reported beside it.
+    before = records[5]
+    assert before["model"] == "InstructRec-zeroshot-fused before fusion"
+    assert before["metrics"] == records[1]["metrics"] and before["fusion_weight"] is None
+    assert os.path.getsize(before["scores_file"]) > os.path.getsize(records[4]["scores_file"]) / 2
+    assert "| InstructRec-zeroshot-fused before fusion |" in (out / "bench-tiny.md").read_text()
 
 
 def test_a_row_that_needs_another_rows_checkpoint_says_so(tmp_path, tiny_llm):

@@ -75,6 +75,10 @@ def test_a_large_weight_ranks_like_the_fusion_model(tmp_path, tiny_llm, sasrec_c
     for rows in groups:
         assert torch.equal(fused[rows].argsort(), expected[rows].argsort())
     assert not torch.equal(fused, llm_only)
+    # predict_parts: the fused scores and, from the same pass, the LLM's own.
+    with torch.no_grad():
+        parts = model.predict_parts(interaction)
+    assert torch.equal(parts[0], fused) and torch.equal(parts[1], llm_only)
 
 
 def test_run_recbole_fits_the_weight_on_validation(tmp_path, tiny_llm, sasrec_checkpoint):

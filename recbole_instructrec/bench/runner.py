@@ -38,6 +38,15 @@ VARIANTS = {
         {"item_id_tokens": True, "collab_model_checkpoint": "@SASRec"},
     ),
     "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),
+    # Both at once: SASRec's item tokens inside the prompt, and its scores fused with the LLM's.
+    "InstructRec-Hybrid-fused": (
+        "InstructRec",
+        {
+            "item_id_tokens": True,
+            "collab_model_checkpoint": "@SASRec",
+            "fusion_model": "@SASRec",
+        },
+    ),
     # Score fusion with the SASRec row, the weight fitted on validation (issue 8's baseline).
     "InstructRec-LoRA-fused": ("InstructRec", {"fusion_model": "@SASRec"}),
     "InstructRec-zeroshot-fused": (
@@ -130,6 +139,8 @@ def run_benchmark(
                 candidates_file=os.path.relpath(candidate_file) if candidates is not None else None,
             )
             records.append(record)
+            if "before_fusion" in record:
+                records.append(_before_fusion_row(record))
             # Free the row's LLM (model, trainer and merged copy hold reference cycles) before
             # the next one loads: a 7-row run reached 21 GB of peak RSS.
             gc.collect()
@@ -233,19 +244,28 @@ def _run_one(
         trainer.fit_fusion_weight(valid)  # without training; fit() does it after training
     train_time = time.time() - start
     start = time.time()
+    llm_scores = None
     if tokens is None:
         ranks = _full_ranks(model, test_dataset, test, config)
         digest = None
     else:
         ids = _to_ids(tokens, test_dataset)
         digest = cand.candidate_hash(ids, test_dataset)
-        scores = _sampled_scores(model, test_dataset, ids, config["eval_batch_size"])
+        scores, llm_scores = _sampled_scores(model, test_dataset, ids, config["eval_batch_size"])
         ranks = positive_ranks(scores)
         _save_scores(scores_file, scores, ids, test_dataset)
     eval_time = time.time() - start
     item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
     targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
     cold = cold_items.cold_mask(targets, train_counts)
+    extra = {}
+    if llm_scores is not None:
+        llm_file = scores_file.replace(".jsonl", "-before-fusion.jsonl")
+        _save_scores(llm_file, llm_scores, ids, test_dataset)
+        extra["before_fusion"] = {
+            "scores_file": llm_file,
+            **_rank_summary(positive_ranks(llm_scores), ks, cold),
+        }
     return {
         "checkpoint": trainer.saved_model_file if trained or config["epochs"] > 0 else None,
         "fusion_weight": getattr(model, "fusion_weight", None),
@@ -253,6 +273,17 @@ def _run_one(
         "model": name,
         "recbole_model": model_name,
         "settings": {k: _jsonable(v) for k, v in {**variant, **overrides}.items()},
+        **_rank_summary(ranks, ks, cold),
+        "candidates_sha256": digest,
+        "train_seconds": round(train_time, 1),
+        "eval_seconds": round(eval_time, 1),
+        "trainable_parameters": int(trainable),
+        **extra,
+    }
+
+
+def _rank_summary(ranks, ks, cold):
+    return {
         "metrics": ranking_metrics(ranks, ks),
         "n_test_users": int(len(ranks)),
         "cold_slice": {
@@ -260,11 +291,16 @@ def _run_one(
             "n_test_users": int(cold.sum()),
             "metrics": ranking_metrics(ranks[cold], ks),
         },
-        "candidates_sha256": digest,
-        "train_seconds": round(train_time, 1),
-        "eval_seconds": round(eval_time, 1),
-        "trainable_parameters": int(trainable),
     }
+
+
+def _before_fusion_row(record):
+    """A fused row's LLM on its own: its scores come from the same evaluation pass (no second
+    run), so its cost is the fused row's."""
+    row = {**record, **record.pop("before_fusion")}
+    row.update(model=f"{record['model']} before fusion", fusion_weight=None)
+    row["settings"] = {**record["settings"], "scored_without": "fusion_model"}
+    return row
 
 
 def _row_checkpoint(name, key, value, checkpoints):
@@ -327,12 +363,17 @@ def _sampled_scores(model, test_dataset, ids, eval_batch_size):
     model.eval()
     width = ids.shape[1]
     users_per_batch = max(int(eval_batch_size) // width, 1)
-    scores = []
+    # A fused InstructRec also hands back its LLM's own scores, reported as a row of their own.
+    fused = bool(getattr(model, "fusion_model", None)) and hasattr(model, "predict_parts")
+    scores, llm_scores = [], []
     for start in tqdm(range(0, len(ids), users_per_batch), desc="  evaluate", ncols=100):
         stop = min(start + users_per_batch, len(ids))
-        rows = cand.candidate_rows(test_dataset, ids, start, stop)
-        scores.append(model.predict(rows.to(model.device)).view(-1, width).float().cpu().numpy())
-    return np.concatenate(scores)
+        rows = cand.candidate_rows(test_dataset, ids, start, stop).to(model.device)
+        parts = model.predict_parts(rows) if fused else (model.predict(rows),)
+        as_array = [p.view(-1, width).float().cpu().numpy() for p in parts]
+        scores.append(as_array[0])
+        llm_scores += as_array[1:]
+    return np.concatenate(scores), (np.concatenate(llm_scores) if fused else None)
 
 
 @torch.no_grad()

@@ -297,9 +297,14 @@ class InstructRec(SequentialRecommender):
         return (torch.rand(n, generator=self.template_generator) < share).tolist()
 
     def predict(self, interaction):
+        return self.predict_parts(interaction)[0]
+
+    def predict_parts(self, interaction):
+        """(the ranking scores, the LLM's own scores): the same tensor unless ``fusion_model``
+        is set, so one pass reports a fused model both fused and before fusion."""
         groups, scores = self._llm_predict(interaction)
         if not self._fusion_model:
-            return scores
+            return scores, scores
         if self.fusion_weight is None:
             raise FusionError(
                 "fusion_model is set but fusion_weight is not fitted yet: train with RecBole's "
@@ -309,7 +314,7 @@ class InstructRec(SequentialRecommender):
         fused = torch.empty_like(scores)
         for rows in groups:
             fused[rows] = fuse(scores[rows], other[rows], self.fusion_weight).to(scores.dtype)
-        return fused
+        return fused, scores
 
     def fusion_groups(self, interaction):
         """Per user: (LLM scores, fusion model scores) of its sampled rows, positive first."""
