@@ -6,10 +6,17 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
 
 from conftest import DATASET_DIR
 from recbole_instructrec.bench import run_benchmark
-from recbole_instructrec.bench.cold_items import cold_mask, training_counts
+from recbole_instructrec.bench.cold_items import (
+    cold_mask,
+    counts_from_atomic,
+    counts_from_dataset,
+    training_counts,
+)
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
 from recbole_instructrec.bench.user_sample import sample_users
 from recbole_instructrec.scoring.fusion import FUSION_GRID
@@ -120,6 +127,26 @@ def test_cold_items_count_only_training_interactions():
     counts = training_counts(users, items, times)
     assert counts == {"x": 1, "y": 1, "z": 1}
     assert cold_mask(["x", "w", "q"], {"x": 6}, threshold=5).tolist() == [False, True, True]
+
+
+def test_cold_counts_from_recbole_match_the_atomic_file_and_refuse_a_split_dataset():
+    config = Config(
+        model="SASRec",
+        dataset="tiny",
+        config_dict={
+            "data_path": DATASET_DIR,
+            "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+            "train_neg_sample_args": None,
+            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni9"},
+            "state": "ERROR",
+        },
+    )
+    dataset = create_dataset(config)
+    expected = counts_from_atomic(os.path.join(DATASET_DIR, "tiny"), "tiny")
+    assert counts_from_dataset(dataset) == expected and sum(expected.values()) > 0
+    data_preparation(config, dataset)  # rewrites inter_feat: one row per prediction target
+    with pytest.raises(ValueError, match="before data_preparation"):
+        counts_from_dataset(dataset)
 
 
 def test_a_row_can_evaluate_a_model_trained_by_run_recbole(tmp_path, tiny_llm, sasrec_checkpoint):

@@ -31,13 +31,23 @@ def training_counts(users, items, times):
 
 
 def counts_from_dataset(dataset):
-    """Training counts keyed by item token, from a RecBole dataset before its split."""
+    """Training counts keyed by item token, from a RecBole dataset as ``create_dataset`` made it.
+
+    Not after ``data_preparation``: a sequential dataset's split rewrites ``inter_feat`` into one
+    row per prediction target, so each user's first interaction is gone from it.
+    """
     feat = dataset.inter_feat
+    if getattr(dataset, "item_list_length_field", None) in getattr(feat, "columns", ()):
+        raise ValueError(
+            "counts_from_dataset needs the dataset before data_preparation split it (its "
+            "inter_feat no longer holds each user's first interaction); pass a fresh "
+            "create_dataset(config)."
+        )
     tokens = dataset.field2id_token[dataset.iid_field]
     counts = training_counts(
-        feat[dataset.uid_field].numpy(),
-        feat[dataset.iid_field].numpy(),
-        feat[dataset.time_field].numpy(),
+        np.asarray(feat[dataset.uid_field]),
+        np.asarray(feat[dataset.iid_field]),
+        np.asarray(feat[dataset.time_field]),
     )
     return {str(tokens[i]): c for i, c in counts.items()}
 

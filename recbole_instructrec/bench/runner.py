@@ -103,7 +103,7 @@ def run_benchmark(
         reference = _prepare(
             "SASRec", ds_name, {**common, **BASELINE_SETTINGS, **INTERACTIONS_ONLY}
         )
-        _, _, full_dataset, test_dataset = reference
+        config, _, full_dataset, test_dataset = reference
         candidates = (
             None
             if protocol == "full"
@@ -113,7 +113,8 @@ def run_benchmark(
         if candidates is not None:
             cand.save_candidates(candidate_file, candidates, test_dataset)
         tokens = _as_tokens(candidates, test_dataset)
-        train_counts = cold_items.counts_from_dataset(full_dataset)
+        # From a fresh load: the split has already rewritten full_dataset's interactions.
+        train_counts = cold_items.counts_from_dataset(create_dataset(config))
         checkpoints = {}  # row -> the checkpoint it wrote, for "@<row>" settings
         for name in models:
             _log(f"[{dataset}] {name}: training and evaluating")
