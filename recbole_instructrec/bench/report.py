@@ -9,6 +9,8 @@ import time
 
 import torch
 
+EXCLUDE_RESULTS = ":(exclude)benchmarks/results"
+
 
 def provenance_lines(info, extra=""):
     machine = info["machine"]
@@ -57,7 +59,10 @@ def run_info(command):
     return {
         "command": command or " ".join(sys.argv),
         "commit": git("rev-parse", "HEAD") or "unknown",
-        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # Result files a run rewrites (candidates, reports) are not changes to the measured code.
+        "uncommitted_changes": bool(
+            git("status", "--porcelain", "--untracked-files=no", "--", ".", EXCLUDE_RESULTS)
+        ),
         "machine": {
             "platform": platform.platform(),
             "cpu": cpu,
