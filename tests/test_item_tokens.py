@@ -42,6 +42,20 @@ def test_projector_embeds_item_tokens_and_leaves_text_tokens_alone():
     assert not layer.item_table.weight.requires_grad  # a collaborative table stays fixed
 
 
+def test_rarely_seen_items_share_one_learned_token():
+    torch.manual_seed(0)
+    text = torch.nn.Embedding(50, 16)
+    table = torch.randn(7, 4)
+    known = torch.tensor([False, True, True, False, True, False, True])
+    layer = ItemTokenEmbedding(text, table, projector_hidden_size=8, known_items=known)
+    vectors = layer.item_vectors(torch.arange(7))
+    assert torch.allclose(vectors[1], layer.projector(table[1]) * layer.scale)
+    assert torch.equal(vectors[3], vectors[5]) and not torch.allclose(vectors[3], vectors[1])
+    assert torch.allclose(vectors[3], layer.projector(table[1:].mean(0)) * layer.scale)
+    vectors[[3, 5]].sum().backward()  # the shared vector learns from every rare item
+    assert layer.rare_item.grad is not None and layer.rare_item.grad.abs().sum() > 0
+
+
 def test_hybrid_prompt_is_the_text_prompt_plus_one_token_per_item(tmp_path, tiny_llm):
     text_model, _ = _model(tmp_path, tiny_llm)
     model, _ = _model(tmp_path, tiny_llm, item_id_tokens=True)
@@ -136,6 +150,43 @@ def test_hybrid_trains_saves_and_reloads(tmp_path, tiny_llm, sasrec_checkpoint):
         projector, _model(tmp_path, tiny_llm, **settings)[0].item_tokens.projector[0].weight
     )
     assert len(recommender.recommend(user="u1", top_k=3).items) == 3
+
+
+def test_item_token_min_interactions_gates_by_training_count(tmp_path, tiny_llm, sasrec_checkpoint):
+    from recbole_instructrec.quick_start.recommend import Recommender
+
+    settings = dict(
+        item_id_tokens=True,
+        collab_model_checkpoint=sasrec_checkpoint,
+        item_token_min_interactions=3,
+    )
+    config = Config(
+        model="InstructRec", dataset="tiny", config_dict=tiny_config(tmp_path, tiny_llm, **settings)
+    )
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = InstructRec(config, train._dataset)
+    counts = train._dataset.counter(train._dataset.iid_field)
+    expected = [counts.get(i, 0) >= 3 for i in range(model.n_items)]
+    assert model.item_tokens.known_items.tolist() == expected
+    assert 0 < sum(expected) < model.n_items - 1
+    assert any(n.endswith("rare_item") and p.requires_grad for n, p in model.named_parameters())
+    # trained, saved and reloaded by the recommender with the same gate
+    recbole_instructrec.run_recbole(
+        model="InstructRec", dataset="tiny", config_dict=tiny_config(tmp_path, tiny_llm, **settings)
+    )
+    saved = tmp_path / "saved"
+    best = next(f for f in os.listdir(saved) if not f.endswith(".resume.safetensors"))
+    recommender = Recommender("tiny", str(saved / best))
+    assert recommender.model.item_token_min_interactions == 3
+    rare = recommender.model.item_tokens.rare_item
+    assert not torch.allclose(rare, model.item_tokens.rare_item)  # the trained vector came back
+    assert len(recommender.recommend(user="u1", top_k=3).items) == 3
+
+
+def test_negative_item_token_min_interactions_is_refused(tmp_path, tiny_llm):
+    with pytest.raises(ValueError, match="item_token_min_interactions=-1 must be an integer"):
+        _model(tmp_path, tiny_llm, item_id_tokens=True, item_token_min_interactions=-1)
 
 
 def test_learned_item_table_trains_jointly(tmp_path, tiny_llm):

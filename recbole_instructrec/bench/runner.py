@@ -38,6 +38,15 @@ VARIANTS = {
         {"item_id_tokens": True, "collab_model_checkpoint": "@SASRec"},
     ),
     "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),
+    # Items SASRec barely saw (the cold slice's) share one learned token instead of their own.
+    "InstructRec-Hybrid-gated": (
+        "InstructRec",
+        {
+            "item_id_tokens": True,
+            "collab_model_checkpoint": "@SASRec",
+            "item_token_min_interactions": cold_items.COLD_MAX_TRAIN_INTERACTIONS + 1,
+        },
+    ),
     # Both at once: SASRec's item tokens inside the prompt, and its scores fused with the LLM's.
     "InstructRec-Hybrid-fused": (
         "InstructRec",

@@ -48,6 +48,7 @@ from recbole_instructrec.scoring.fusion import FusionError, fuse
 from recbole_instructrec.scoring.item_tokens import (
     collab_item_embeddings,
     install_item_tokens,
+    items_seen_at_least,
     learned_item_table,
 )
 from recbole_instructrec.scoring.lora import attach_lora
@@ -92,6 +93,7 @@ class InstructRec(SequentialRecommender):
         self.collab_embedding_size = _int_setting(config, "collab_embedding_size", 1)
         self.projector_hidden_size = _int_setting(config, "projector_hidden_size", 1)
         self.item_token_curriculum_steps = _int_setting(config, "item_token_curriculum_steps", 0)
+        self.item_token_min_interactions = _int_setting(config, "item_token_min_interactions", 0)
         if self.collab_model_checkpoint and not self.item_id_tokens:
             raise ValueError(
                 f"collab_model_checkpoint={self.collab_model_checkpoint!r} is only read by the "
@@ -205,11 +207,17 @@ class InstructRec(SequentialRecommender):
             table = collab_item_embeddings(self.collab_model_checkpoint, dataset)
         else:
             table = learned_item_table(self.n_items, self.collab_embedding_size, seed)
+        known = (
+            items_seen_at_least(dataset, self.item_token_min_interactions)
+            if self.item_token_min_interactions
+            else None
+        )
         return install_item_tokens(
             self.llm,
             table,
             train_table=not self.collab_model_checkpoint,
             projector_hidden_size=self.projector_hidden_size,
+            known_items=known,
         )
 
     def _builder(self, template, item_tokens=True):

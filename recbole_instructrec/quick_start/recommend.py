@@ -32,6 +32,7 @@ CARRIED = (
     "collab_model_checkpoint",
     "collab_embedding_size",
     "projector_hidden_size",
+    "item_token_min_interactions",
     "item_text_fields",
     "instruction_templates",
     "eval_template",

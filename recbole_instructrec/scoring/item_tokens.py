@@ -47,13 +47,29 @@ class ItemTokenEmbedding(nn.Module):
         item_table: ``(n_items, d)`` initial item embeddings.
         train_table: learn the table too (jointly learned embeddings) or keep it fixed.
         projector_hidden_size: width of the two-layer projector.
+        known_items: optional ``(n_items,)`` bool mask; the other items all share one learned
+            "rarely seen" vector instead of their own row, whose values the collaborative model
+            barely trained.
     """
 
-    def __init__(self, text_embedding, item_table, train_table=False, projector_hidden_size=256):
+    def __init__(
+        self,
+        text_embedding,
+        item_table,
+        train_table=False,
+        projector_hidden_size=256,
+        known_items=None,
+    ):
         super().__init__()
         self.text_embedding = text_embedding
         self.first_item_token = int(text_embedding.num_embeddings)
         self.item_table = nn.Embedding.from_pretrained(item_table.float(), freeze=not train_table)
+        if known_items is not None:
+            self.register_buffer("known_items", torch.as_tensor(known_items, dtype=torch.bool))
+            # Starts at the mean item, the collaborative model's best guess for an unseen one.
+            self.rare_item = nn.Parameter(item_table.float()[1:].mean(0).clone())
+        else:
+            self.known_items = None
         hidden = text_embedding.embedding_dim
         self.projector = nn.Sequential(
             nn.Linear(item_table.shape[1], projector_hidden_size),
@@ -85,7 +101,11 @@ class ItemTokenEmbedding(nn.Module):
         return self.text_embedding.embedding_dim
 
     def item_vectors(self, items):
-        return self.projector(self.item_table(items)) * self.scale
+        vectors = self.item_table(items)
+        if self.known_items is not None:
+            known = self.known_items[items].unsqueeze(-1)
+            vectors = torch.where(known, vectors, self.rare_item.to(vectors.dtype))
+        return self.projector(vectors) * self.scale
 
     def forward(self, input_ids):
         is_item = input_ids >= self.first_item_token
@@ -96,14 +116,25 @@ class ItemTokenEmbedding(nn.Module):
         return embedded.index_put((is_item,), items.to(embedded.dtype))
 
 
-def install_item_tokens(llm, item_table, train_table=False, projector_hidden_size=256):
+def install_item_tokens(
+    llm, item_table, train_table=False, projector_hidden_size=256, known_items=None
+):
     """Wrap ``llm``'s input embedding (after LoRA is attached, so the projector gets no
     adapter); returns the wrapper."""
     base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
     text_embedding = base.get_input_embeddings()
-    wrapper = ItemTokenEmbedding(text_embedding, item_table, train_table, projector_hidden_size)
+    wrapper = ItemTokenEmbedding(
+        text_embedding, item_table, train_table, projector_hidden_size, known_items
+    )
     base.set_input_embeddings(wrapper)
     return wrapper
+
+
+def items_seen_at_least(dataset, minimum):
+    """Which items occur at least ``minimum`` times in ``dataset``'s interactions (a training
+    set: RecBole's sequential split keeps one row per training target)."""
+    counts = dataset.counter(dataset.iid_field)
+    return torch.tensor([counts.get(i, 0) >= minimum for i in range(dataset.item_num)])
 
 
 def learned_item_table(n_items, size, seed):
