@@ -379,10 +379,12 @@ def _sampled_scores(model, test_dataset, ids, eval_batch_size):
     for start in tqdm(range(0, len(ids), users_per_batch), desc="  evaluate", ncols=100):
         stop = min(start + users_per_batch, len(ids))
         rows = cand.candidate_rows(test_dataset, ids, start, stop).to(model.device)
-        parts = model.predict_parts(rows) if fused else (model.predict(rows),)
-        as_array = [p.view(-1, width).float().cpu().numpy() for p in parts]
-        scores.append(as_array[0])
-        llm_scores += as_array[1:]
+        if fused:
+            batch_scores, batch_llm_scores = model.predict_parts(rows)
+            llm_scores.append(batch_llm_scores.view(-1, width).float().cpu().numpy())
+        else:
+            batch_scores = model.predict(rows)
+        scores.append(batch_scores.view(-1, width).float().cpu().numpy())
     return np.concatenate(scores), (np.concatenate(llm_scores) if fused else None)
 
 
