@@ -1,12 +1,16 @@
-"""Cold-item slice of a finished benchmark, from its stored per-user scores (nothing re-run).
+"""Cold-item slice and popularity buckets of finished benchmarks, from their stored per-user
+scores (nothing re-run).
 
     python benchmarks/cold_items.py benchmarks/results/scores/ml-100k-uni9 --dataset ml-100k
     python benchmarks/cold_items.py benchmarks/results/scores/amazon-games-2000u-uni9 \\
         --dataset amazon-games-u2000-s2020 --data-path benchmarks/results/tmp
 
 A test user is in the slice when their target item has at most 5 training interactions
-(leave-one-out: all but each user's last two interactions are training data). Newer
-``instructrec bench`` runs report the slice themselves.
+(leave-one-out: all but each user's last two interactions are training data). Several score
+folders of one dataset may be given (``--tag`` names the report); their files must hold the same
+users and candidates. A second table splits all test users by their target's training count,
+so that 16 cold users (ml-100k) are not the only view of where text beats IDs. Newer
+``instructrec bench`` runs report the cold slice themselves.
 """
 
 import argparse
@@ -24,36 +28,68 @@ from recbole_instructrec.bench.cold_items import (  # noqa: E402
     COLD_MAX_TRAIN_INTERACTIONS,
     cold_mask,
     counts_from_atomic,
+    popularity_buckets,
 )
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics  # noqa: E402
 from recbole_instructrec.bench.report import run_info, save_report  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
 
 
+def _score_files(folders, dataset):
+    """(row name, records) per score file; a model met again with other scores is named
+    ``model (folder)``, one met again with the same scores is skipped."""
+    seen, candidates = {}, None
+    for folder in folders:
+        tag = os.path.basename(os.path.normpath(folder))
+        for path in sorted(glob.glob(os.path.join(folder, "*.jsonl"))):
+            with open(path, encoding="utf-8") as f:
+                records = sorted((json.loads(line) for line in f if line.strip()), key=_user)
+            these = [(r["user"], r["items"]) for r in records]
+            if candidates is None:
+                candidates = these
+            elif these != candidates:
+                raise SystemExit(f"{path} does not hold the same users and candidates as the rest.")
+            model = os.path.basename(path)[: -len(".jsonl")].replace(dataset + "-", "", 1)
+            scores = np.array([r["scores"] for r in records])
+            same_model = [s for name, s in seen.items() if name.split(" (")[0] == model]
+            # Scores are stored to 6 decimals: a re-run of the same checkpoint differs in the last.
+            if any(np.allclose(s, scores, atol=1e-5) for s in same_model):
+                continue
+            seen[f"{model} ({tag})" if same_model else model] = scores
+    return seen, [items[0] for _, items in candidates]
+
+
+def _user(record):
+    return record["user"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("scores_dir")
+    parser.add_argument("scores_dirs", nargs="+")
     parser.add_argument("--dataset", required=True, help="the dataset the scores were made on")
     parser.add_argument("--data-path", default=None)
+    parser.add_argument("--tag", default=None, help="report name; default: the first folder's")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     args = parser.parse_args()
     counts = counts_from_atomic(dataset_folder(args.data_path, args.dataset), args.dataset)
+    scores, targets = _score_files(args.scores_dirs, args.dataset)
+    cold = cold_mask(targets, counts)
+    buckets = {k: m for k, m in popularity_buckets(targets, counts).items() if m.any()}
     rows = {}
-    for path in sorted(glob.glob(os.path.join(args.scores_dir, "*.jsonl"))):
-        with open(path, encoding="utf-8") as f:
-            records = [json.loads(line) for line in f if line.strip()]
-        ranks = positive_ranks(np.array([r["scores"] for r in records]))
-        cold = cold_mask([r["items"][0] for r in records], counts)
-        model = os.path.basename(path)[: -len(".jsonl")].replace(args.dataset + "-", "", 1)
+    for model, model_scores in scores.items():
+        ranks = positive_ranks(model_scores)
         rows[model] = {
-            "n_users": len(records),
+            "n_users": len(ranks),
             "n_cold": int(cold.sum()),
             "all": ranking_metrics(ranks, (1, 3, 5)),
             "cold": ranking_metrics(ranks[cold], (1, 3, 5)),
             "warm": ranking_metrics(ranks[~cold], (1, 3, 5)),
+            "by_target_training_count": {
+                label: ranking_metrics(ranks[mask], (1, 5)) for label, mask in buckets.items()
+            },
         }
     info = run_info(" ".join(["python"] + sys.argv))
-    tag = os.path.basename(os.path.normpath(args.scores_dir))
+    tag = args.tag or os.path.basename(os.path.normpath(args.scores_dirs[0]))
     lines = [
         f"# Cold-item slice: {tag}",
         "",
@@ -75,6 +111,19 @@ def main():
             + " | ".join(f"{v:.4f}" for v in cells)
             + " |"
         )
+    labels = [f"{label} ({int(mask.sum())} users)" for label, mask in buckets.items()]
+    lines += [
+        "",
+        "## HR@1 / NDCG@5 by the target's training interactions",
+        "",
+        "| model | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    for model, r in rows.items():
+        cells = [
+            f"{m['hit@1']:.3f} / {m['ndcg@5']:.3f}" for m in r["by_target_training_count"].values()
+        ]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     save_report(args.out, f"cold-{tag}", {"rows": rows, "run": info}, lines)
 
 

@@ -15,6 +15,7 @@ from recbole_instructrec.bench.cold_items import (
     cold_mask,
     counts_from_atomic,
     counts_from_dataset,
+    popularity_buckets,
     training_counts,
 )
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
@@ -129,6 +130,20 @@ def test_cold_items_count_only_training_interactions():
     assert cold_mask(["x", "w", "q"], {"x": 6}, threshold=5).tolist() == [False, True, True]
 
 
+def test_popularity_buckets_partition_the_test_cases_and_start_with_the_cold_slice():
+    counts = {"a": 5, "b": 6, "c": 20, "d": 21, "e": 51, "f": 400}
+    targets = ["a", "b", "c", "d", "e", "f", "unseen"]
+    buckets = popularity_buckets(targets, counts)
+    assert {k: v.tolist() for k, v in buckets.items()} == {
+        "0-5": [True, False, False, False, False, False, True],
+        "6-10": [False, True, False, False, False, False, False],
+        "11-20": [False, False, True, False, False, False, False],
+        "21-50": [False, False, False, True, False, False, False],
+        "51+": [False, False, False, False, True, True, False],
+    }
+    assert buckets["0-5"].tolist() == cold_mask(targets, counts).tolist()
+
+
 def test_cold_counts_from_recbole_match_the_atomic_file_and_refuse_a_split_dataset():
     config = Config(
         model="SASRec",
@@ -172,3 +187,19 @@ def test_a_row_can_evaluate_a_model_trained_by_run_recbole(tmp_path, tiny_llm, s
     assert again[0]["metrics"] == records[0]["metrics"]
     with pytest.raises(ValueError, match="trained_checkpoint='nowhere.pth' does not exist"):
         bench({"trained_checkpoint": "nowhere.pth"}, ["SASRec"])
+
+
+def test_variant_names_take_a_suffix_and_combine_the_hybrid_settings():
+    from recbole_instructrec.bench.runner import resolve_model
+
+    model, settings = resolve_model("InstructRec-Hybrid-gated-fused-400steps")
+    assert model == "InstructRec"
+    assert settings == {
+        "item_id_tokens": True,
+        "collab_model_checkpoint": "@SASRec",
+        "item_token_min_interactions": 6,
+        "fusion_model": "@SASRec",
+    }
+    assert resolve_model("InstructRec-Hybrid-gated")[1]["item_token_min_interactions"] == 6
+    assert "fusion_model" not in resolve_model("InstructRec-Hybrid-gated")[1]
+    assert resolve_model("SASRec") == ("SASRec", {})

@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 
 COLD_MAX_TRAIN_INTERACTIONS = 5
+# Training counts of the target, bucketed: the first bucket is the cold slice, the others show
+# at which popularity ID models take over from text (``None``: no upper bound).
+POPULARITY_BUCKETS = ((0, COLD_MAX_TRAIN_INTERACTIONS), (6, 10), (11, 20), (21, 50), (51, None))
 
 
 def training_counts(users, items, times):
@@ -68,3 +71,13 @@ def counts_from_atomic(folder, name):
 
 def cold_mask(target_tokens, counts, threshold=COLD_MAX_TRAIN_INTERACTIONS):
     return np.array([counts.get(str(t), 0) <= threshold for t in target_tokens], dtype=bool)
+
+
+def popularity_buckets(target_tokens, counts, buckets=POPULARITY_BUCKETS):
+    """``{"0-5": mask, ..., "51+": mask}`` over test cases, by their target's training count."""
+    n = np.array([counts.get(str(t), 0) for t in target_tokens])
+    masks = {}
+    for low, high in buckets:
+        label = f"{low}+" if high is None else f"{low}-{high}"
+        masks[label] = (n >= low) & (n <= (np.inf if high is None else high))
+    return masks

@@ -27,41 +27,28 @@ from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
 from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 from recbole_instructrec.bench.user_sample import sample_users
 
+# Issue 8's building blocks: item tokens from the SASRec row of the same run ("@<row>" names the
+# checkpoint another row wrote); items SASRec barely saw (the cold slice's) sharing one learned
+# token instead of their own; SASRec's scores fused with the LLM's (weight fitted on validation).
+_SASREC_ITEM_TOKENS = {"item_id_tokens": True, "collab_model_checkpoint": "@SASRec"}
+_GATE_RARE_ITEMS = {"item_token_min_interactions": cold_items.COLD_MAX_TRAIN_INTERACTIONS + 1}
+_FUSE_SASREC = {"fusion_model": "@SASRec"}
+_ZERO_SHOT = {"epochs": 0, "lora_r": 0}
+
 # Named variants: a RecBole model plus the settings that make the variant.
 VARIANTS = {
-    "InstructRec-zeroshot": ("InstructRec", {"epochs": 0, "lora_r": 0}),
+    "InstructRec-zeroshot": ("InstructRec", _ZERO_SHOT),
     "InstructRec-LoRA": ("InstructRec", {}),
-    # Hybrid (issue 8): item tokens from the SASRec row of the same run ("@<row>" names the
-    # checkpoint another row wrote), or from a table learned with the LoRA.
-    "InstructRec-Hybrid": (
-        "InstructRec",
-        {"item_id_tokens": True, "collab_model_checkpoint": "@SASRec"},
-    ),
+    "InstructRec-Hybrid": ("InstructRec", _SASREC_ITEM_TOKENS),
     "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),
-    # Items SASRec barely saw (the cold slice's) share one learned token instead of their own.
-    "InstructRec-Hybrid-gated": (
+    "InstructRec-Hybrid-gated": ("InstructRec", {**_SASREC_ITEM_TOKENS, **_GATE_RARE_ITEMS}),
+    "InstructRec-Hybrid-fused": ("InstructRec", {**_SASREC_ITEM_TOKENS, **_FUSE_SASREC}),
+    "InstructRec-Hybrid-gated-fused": (
         "InstructRec",
-        {
-            "item_id_tokens": True,
-            "collab_model_checkpoint": "@SASRec",
-            "item_token_min_interactions": cold_items.COLD_MAX_TRAIN_INTERACTIONS + 1,
-        },
+        {**_SASREC_ITEM_TOKENS, **_GATE_RARE_ITEMS, **_FUSE_SASREC},
     ),
-    # Both at once: SASRec's item tokens inside the prompt, and its scores fused with the LLM's.
-    "InstructRec-Hybrid-fused": (
-        "InstructRec",
-        {
-            "item_id_tokens": True,
-            "collab_model_checkpoint": "@SASRec",
-            "fusion_model": "@SASRec",
-        },
-    ),
-    # Score fusion with the SASRec row, the weight fitted on validation (issue 8's baseline).
-    "InstructRec-LoRA-fused": ("InstructRec", {"fusion_model": "@SASRec"}),
-    "InstructRec-zeroshot-fused": (
-        "InstructRec",
-        {"epochs": 0, "lora_r": 0, "fusion_model": "@SASRec"},
-    ),
+    "InstructRec-LoRA-fused": ("InstructRec", _FUSE_SASREC),
+    "InstructRec-zeroshot-fused": ("InstructRec", {**_ZERO_SHOT, **_FUSE_SASREC}),
 }
 DEFAULT_MODELS = ["SASRec", "BERT4Rec", "InstructRec-zeroshot", "InstructRec-LoRA"]
 BASELINE_SETTINGS = {
