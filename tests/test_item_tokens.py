@@ -179,9 +179,30 @@ def test_item_token_min_interactions_gates_by_training_count(tmp_path, tiny_llm,
     best = next(f for f in os.listdir(saved) if not f.endswith(".resume.safetensors"))
     recommender = Recommender("tiny", str(saved / best))
     assert recommender.model.item_token_min_interactions == 3
+    # The recommender loads the whole dataset, where more items pass the threshold; the gate
+    # it serves with is still the one the model was trained with.
+    whole = recommender.dataset.counter(recommender.dataset.iid_field)
+    assert [whole.get(i, 0) >= 3 for i in range(model.n_items)] != expected
+    assert recommender.model.item_tokens.known_items.tolist() == expected
     rare = recommender.model.item_tokens.rare_item
     assert not torch.allclose(rare, model.item_tokens.rare_item)  # the trained vector came back
     assert len(recommender.recommend(user="u1", top_k=3).items) == 3
+
+
+def test_a_gate_from_another_vocabulary_is_refused(tmp_path, tiny_llm, sasrec_checkpoint):
+    from recbole_instructrec.trainer import checkpoint as ckpt
+
+    settings = dict(
+        item_id_tokens=True,
+        collab_model_checkpoint=sasrec_checkpoint,
+        item_token_min_interactions=3,
+    )
+    model, _ = _model(tmp_path, tiny_llm, **settings)
+    (name,) = ckpt.kept_buffers(model)
+    assert name.endswith("known_items")
+    tensors = {"buffer/" + name: torch.ones(model.n_items + 1, dtype=torch.bool)}
+    with pytest.raises(ckpt.CheckpointError, match="item_token_min_interactions"):
+        ckpt.load_model_state(model, tensors)
 
 
 def test_negative_item_token_min_interactions_is_refused(tmp_path, tiny_llm):

@@ -52,6 +52,10 @@ class ItemTokenEmbedding(nn.Module):
             barely trained.
     """
 
+    # Which items had their own token in training: saved with the checkpoint, so that a model
+    # reloaded on more data (``instructrec recommend`` loads the whole dataset) gates as trained.
+    checkpoint_buffers = ("known_items",)
+
     def __init__(
         self,
         text_embedding,

@@ -1,7 +1,7 @@
 """Adapter-only checkpoints: safetensors tensors plus JSON metadata, nothing pickled.
 
 One ``.safetensors`` file holds the trainable tensors (LoRA adapters and any other trainable
-module), the optimizer state and the RNG state, with RecBole's metadata (epoch, best score,
+module), the buffers a module marks as part of what it learned, the optimizer state and the RNG state, with RecBole's metadata (epoch, best score,
 config) as a JSON string in the safetensors header. Loading never unpickles, so a checkpoint
 cannot execute code. Files are written to a temporary name and renamed, so a killed run never
 leaves a truncated file where a good one was.
@@ -19,6 +19,7 @@ FORMAT = "recbole-instructrec/1"
 _MODEL = "model/"
 _OPTIM = "optimizer/"
 _RNG = "rng/"
+_BUFFER = "buffer/"
 
 
 class CheckpointError(ValueError):
@@ -29,8 +30,21 @@ def trainable_state(model):
     return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
 
 
+def kept_buffers(model):
+    """Buffers that describe the trained model and so travel with it: those a module names in
+    its ``checkpoint_buffers`` (e.g. which items had their own item token in training)."""
+    kept = {}
+    for prefix, module in model.named_modules():
+        for name in getattr(module, "checkpoint_buffers", ()):
+            buffer = getattr(module, name, None)
+            if buffer is not None:
+                kept[f"{prefix}.{name}" if prefix else name] = buffer.detach()
+    return kept
+
+
 def save_checkpoint(path, model, meta, optimizer=None, rng=None):
     tensors = {_MODEL + n: t.contiguous().cpu() for n, t in trainable_state(model).items()}
+    tensors.update({_BUFFER + n: t.contiguous().cpu() for n, t in kept_buffers(model).items()})
     optim_meta = None
     if optimizer is not None:
         state = optimizer.state_dict()
@@ -117,11 +131,22 @@ def _first_difference(theirs, ours):
 
 def load_model_state(model, tensors):
     own = dict(model.named_parameters())
+    buffers = kept_buffers(model)
     for key, tensor in tensors.items():
         if key.startswith(_MODEL):
             name = key[len(_MODEL) :]
             with torch.no_grad():
                 own[name].copy_(tensor.to(own[name].device, own[name].dtype))
+        elif key.startswith(_BUFFER):
+            name = key[len(_BUFFER) :]
+            if name not in buffers or buffers[name].shape != tensor.shape:
+                raise CheckpointError(
+                    f"The checkpoint holds {name!r} {tuple(tensor.shape)}, which this model "
+                    "does not have in that shape: load it with the item-token settings "
+                    "(item_id_tokens, item_token_min_interactions) and dataset it was "
+                    "trained with."
+                )
+            buffers[name].copy_(tensor.to(buffers[name].device, buffers[name].dtype))
 
 
 def load_optimizer_state(optimizer, header, tensors):
