@@ -18,6 +18,7 @@ import glob
 import json
 import os
 import sys
+from operator import itemgetter
 
 import numpy as np
 
@@ -43,7 +44,8 @@ def _score_files(folders, dataset):
         tag = os.path.basename(os.path.normpath(folder))
         for path in sorted(glob.glob(os.path.join(folder, "*.jsonl"))):
             with open(path, encoding="utf-8") as f:
-                records = sorted((json.loads(line) for line in f if line.strip()), key=_user)
+                records = [json.loads(line) for line in f if line.strip()]
+            records.sort(key=itemgetter("user"))
             these = [(r["user"], r["items"]) for r in records]
             if candidates is None:
                 candidates = these
@@ -57,10 +59,6 @@ def _score_files(folders, dataset):
                 continue
             seen[f"{model} ({tag})" if same_model else model] = scores
     return seen, [items[0] for _, items in candidates]
-
-
-def _user(record):
-    return record["user"]
 
 
 def main():

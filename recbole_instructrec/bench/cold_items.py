@@ -69,13 +69,17 @@ def counts_from_atomic(folder, name):
     )
 
 
+def _target_counts(target_tokens, counts):
+    return np.array([counts.get(str(t), 0) for t in target_tokens], dtype=np.int64)
+
+
 def cold_mask(target_tokens, counts, threshold=COLD_MAX_TRAIN_INTERACTIONS):
-    return np.array([counts.get(str(t), 0) <= threshold for t in target_tokens], dtype=bool)
+    return _target_counts(target_tokens, counts) <= threshold
 
 
 def popularity_buckets(target_tokens, counts, buckets=POPULARITY_BUCKETS):
     """``{"0-5": mask, ..., "51+": mask}`` over test cases, by their target's training count."""
-    n = np.array([counts.get(str(t), 0) for t in target_tokens])
+    n = _target_counts(target_tokens, counts)
     masks = {}
     for low, high in buckets:
         label = f"{low}+" if high is None else f"{low}-{high}"
