@@ -5,6 +5,10 @@ fused = (1 - w) * z_a + w * z_b. The weight is cross-fitted: users are split in 
 halves, w is chosen on one half (grid, best NDCG@5) and scored on the other, and the other way
 round, so no user is scored with a weight fitted on it.
 
+``--rare-items-of DATASET`` adds popularity-aware fusion: b's weight for candidates with at most
+5 training interactions (where an ID model knows little) is fitted apart from the others', and
+every result is also given on the cold slice.
+
     python benchmarks/fusion.py benchmarks/results/scores/ml-100k-uni9/ml-100k-InstructRec-LoRA.jsonl \
         benchmarks/results/scores/ml-100k-uni9/ml-100k-SASRec.jsonl --out benchmarks/results/fusion-ml-100k.json
 """
@@ -18,7 +22,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from recbole_instructrec.bench.cold_items import (
+    COLD_MAX_TRAIN_INTERACTIONS as COLD_MAX,
+)  # noqa: E402
+from recbole_instructrec.bench.cold_items import counts_from_atomic  # noqa: E402
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics  # noqa: E402
+from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
 
 GRID = np.round(np.linspace(0, 1, 21), 2)
 
@@ -34,7 +43,11 @@ def _z(scores):
     return (scores - scores.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
 
 
-def fuse(path_a, path_b, seed=0, ks=(1, 3, 5)):
+def fuse(path_a, path_b, seed=0, ks=(1, 3, 5), rare_counts=None):
+    """Cross-fitted fusion of two score files. With ``rare_counts`` (item token -> training
+    interactions), candidates with at most COLD_MAX_TRAIN_INTERACTIONS get their own weight of b,
+    fitted jointly with the others' (popularity-aware fusion), and every result is also
+    reported on the cold slice (users whose target is such an item)."""
     a, b = _load(path_a), _load(path_b)
     users = sorted(a)
     if sorted(b) != users or any(a[u][0] != b[u][0] for u in users):
@@ -42,35 +55,74 @@ def fuse(path_a, path_b, seed=0, ks=(1, 3, 5)):
     za = _z(np.stack([a[u][1] for u in users]))
     zb = _z(np.stack([b[u][1] for u in users]))
     halves = np.random.default_rng(seed).permutation(len(users)) % 2
-    ranks = np.empty(len(users), dtype=np.int64)
+    result = {"a": path_a, "b": path_b, "users": len(users)}
+    plain, result["weights_of_b_per_fold"] = _cross_fit(
+        za, zb, halves, None, [(w, w) for w in GRID]
+    )
+    result["fused"] = ranking_metrics(plain, ks)
+    result["a_alone"] = ranking_metrics(positive_ranks(za), ks)
+    result["b_alone"] = ranking_metrics(positive_ranks(zb), ks)
+    if rare_counts is None:
+        return result
+    rare = np.array([[rare_counts.get(str(i), 0) <= COLD_MAX for i in a[u][0]] for u in users])
+    grid = [(w, r) for w in GRID for r in GRID]
+    aware, weights = _cross_fit(za, zb, halves, rare, grid)
+    cold = rare[:, 0]  # the target is each user's first candidate
+    result["popularity_aware"] = {
+        "rule": f"weight of b: one for candidates with <= {COLD_MAX} training interactions, "
+        "one for the rest, fitted together",
+        "weights_of_b_per_fold": [{"others": w, "rare": r} for w, r in weights],
+        "rare_candidate_share": round(float(rare.mean()), 4),
+        "fused": ranking_metrics(aware, ks),
+    }
+    result["cold_slice"] = {
+        "users": int(cold.sum()),
+        "a_alone": ranking_metrics(positive_ranks(za[cold]), ks),
+        "b_alone": ranking_metrics(positive_ranks(zb[cold]), ks),
+        "fused": ranking_metrics(plain[cold], ks),
+        "popularity_aware": ranking_metrics(aware[cold], ks),
+    }
+    return result
+
+
+def _cross_fit(za, zb, halves, rare, grid):
+    """Each half's positive ranks under the (weight, rare weight) of ``grid`` that has the best
+    NDCG@5 on the other half; and the two chosen weight pairs."""
+
+    def fused(params, rows):
+        weight = params[0] if rare is None else np.where(rare[rows], params[1], params[0])
+        return (1 - weight) * za[rows] + weight * zb[rows]
+
+    ranks = np.empty(len(za), dtype=np.int64)
     weights = []
     for fit_half in (0, 1):
         fit, score = halves == fit_half, halves != fit_half
-
-        def ndcg5(w, rows):
-            return ranking_metrics(positive_ranks((1 - w) * za[rows] + w * zb[rows]), [5])["ndcg@5"]
-
-        best = max(GRID, key=lambda w: ndcg5(w, fit))
-        weights.append(float(best))
-        ranks[score] = positive_ranks((1 - best) * za[score] + best * zb[score])
-    return {
-        "a": path_a,
-        "b": path_b,
-        "users": len(users),
-        "weights_of_b_per_fold": weights,
-        "fused": ranking_metrics(ranks, ks),
-        "a_alone": ranking_metrics(positive_ranks(za), ks),
-        "b_alone": ranking_metrics(positive_ranks(zb), ks),
-    }
+        best = max(
+            grid, key=lambda p: ranking_metrics(positive_ranks(fused(p, fit)), [5])["ndcg@5"]
+        )
+        weights.append(float(best[0]) if rare is None else tuple(float(w) for w in best))
+        ranks[score] = positive_ranks(fused(best, score))
+    return ranks, weights
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("scores_a")
     parser.add_argument("scores_b")
+    parser.add_argument(
+        "--rare-items-of",
+        default=None,
+        metavar="DATASET",
+        help="also fit a separate weight for rare candidates (training counts of this dataset)",
+    )
+    parser.add_argument("--data-path", default=None, help="folder holding DATASET/")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    result = fuse(args.scores_a, args.scores_b)
+    counts = None
+    if args.rare_items_of:
+        folder = dataset_folder(args.data_path, args.rare_items_of)
+        counts = counts_from_atomic(folder, args.rare_items_of)
+    result = fuse(args.scores_a, args.scores_b, rare_counts=counts)
     result["command"] = "python benchmarks/fusion.py " + " ".join(sys.argv[1:])
     print(json.dumps(result, indent=2))
     if args.out:

@@ -3,12 +3,17 @@ take? ``instructrec recommend``'s engine (``Recommender``) on ml-100k.
 
     python benchmarks/instruction_following.py [--users 50] [--candidates 100]
         [--full-requests 50] [--checkpoint saved/InstructRec-....safetensors]
+        [--fusion-weights 0,1,10] [--set fusion_weight=10]
 
 For a seeded sample of users, each with a seeded pool of unseen candidate items, the same request
 is made without an instruction and with each instruction. An instruction asks for a genre; the
 check is the share of that genre (ml-100k's ``class`` field) among the top 10, against the same
 share without the instruction and in the pool itself. Every request is timed: p50/p95 latency
 for the pool size, and for the whole catalogue (``--full-requests`` requests, no instruction).
+
+A fused model (``fusion_model``) is checked at its own fitted weight and at each of
+``--fusion-weights``: the fusion model reads no instruction, so its weight decides how much say
+the instruction keeps. One scoring pass per request serves every weight.
 """
 
 import argparse
@@ -32,6 +37,12 @@ def main():
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--checkpoint", default=None, help="adapter checkpoint (none: zero-shot)")
     parser.add_argument("--llm-path", default=None, help="default: the embedded SmolLM2")
+    parser.add_argument(
+        "--fusion-weights", default="", help="extra weights to rank a fused model with, e.g. 0,1"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a recommender setting"
+    )
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--tag", default="instruction-following-ml-100k")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
@@ -41,9 +52,11 @@ def main():
 
     from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
     from recbole_instructrec.prompts.intentions import item_categories
+    from recbole_instructrec.quick_start.cli import key_values
     from recbole_instructrec.quick_start.recommend import Recommender
 
     settings = {"llm_path": args.llm_path} if args.llm_path else {}
+    settings.update(key_values(args.set))
     rec = Recommender("ml-100k", checkpoint=args.checkpoint, config_dict=settings)
     genres = item_categories(rec.config, rec.dataset)
     user_tokens = rec.dataset.field2id_token[rec.dataset.uid_field][1:]
@@ -55,7 +68,10 @@ def main():
     def share(items, genre):
         return float(np.mean([genre in genres[i] for i in items])) if items else 0.0
 
-    shares = {str(c): {g: [] for g in wanted} for c in conditions}
+    fused = bool(rec.model._fusion_model)
+    # None: the model as served (its own fitted weight when fused)
+    weights = [None] + ([float(w) for w in args.fusion_weights.split(",") if w] if fused else [])
+    shares = {w: {str(c): {g: [] for g in wanted} for c in conditions} for w in weights}
     pool_share = {g: [] for g in wanted}
     latency = {str(c): [] for c in conditions}
     example = None
@@ -68,19 +84,21 @@ def main():
             pool_share[g].append(share(pool, g))
         for condition in conditions:
             start = time.perf_counter()
-            result = rec.recommend(
-                user=user, instruction=condition, candidates=pool, top_k=args.top_k
-            )
+            scored = rec.score(user=user, instruction=condition, candidates=pool)
+            result = rec.rank(scored, args.top_k)
             latency[str(condition)].append(time.perf_counter() - start)
-            top = [token2id[row["item_id"]] for row in result.items]
-            for g in wanted:
-                shares[str(condition)][g].append(share(top, g))
-            if n == 1:
-                example = example or {"user": user, "lists": {}}
-                example["lists"][str(condition)] = [
-                    dict(row, genres=" ".join(genres[token2id[row["item_id"]]]))
-                    for row in result.items
-                ]
+            for weight in weights:
+                if weight is not None:
+                    result = rec.rank(scored, args.top_k, fusion_weight=weight)
+                top = [token2id[row["item_id"]] for row in result.items]
+                for g in wanted:
+                    shares[weight][str(condition)][g].append(share(top, g))
+                if n == 1 and weight is None:
+                    example = example or {"user": user, "lists": {}}
+                    example["lists"][str(condition)] = [
+                        dict(row, genres=" ".join(genres[token2id[row["item_id"]]]))
+                        for row in result.items
+                    ]
         print(f"[instruction-following] user {n}/{len(users)}", flush=True)
 
     full_latency = []
@@ -101,10 +119,14 @@ def main():
             "p95_s": round(float(np.percentile(values, 95)), 3) if values else None,
         }
 
+    def mean_shares(per_condition):
+        return {
+            c: {g: round(float(np.mean(v)), 4) for g, v in per.items()}
+            for c, per in per_condition.items()
+        }
+
     summary = {
-        "share_in_top_k": {
-            c: {g: round(float(np.mean(v)), 4) for g, v in per.items()} for c, per in shares.items()
-        },
+        "share_in_top_k": mean_shares(shares[None]),
         "share_in_pool": {g: round(float(np.mean(v)), 4) for g, v in pool_share.items()},
         "latency": {
             f"{args.candidates} candidates, instruction={c}": percentiles(v)
@@ -114,6 +136,12 @@ def main():
             percentiles(full_latency), candidates=rec.model.n_items - 1
         ),
     }
+    if fused:
+        summary["fusion_weight"] = rec.model.fusion_weight
+        summary["fusion_model"] = rec.model.fusion_model
+        summary["share_in_top_k_by_fusion_weight"] = {
+            str(w): mean_shares(shares[w]) for w in weights if w is not None
+        }
     info = run_info(command)
     payload = {
         "settings": vars(args),
@@ -126,21 +154,38 @@ def main():
     lines = [f"# Instruction following on ml-100k ({args.users} users)", ""]
     lines += provenance_lines(info)
     model = f"adapters {args.checkpoint}" if args.checkpoint else "zero-shot SmolLM2-135M"
-    lines += [
+    described = (
         f"Model: {model}; candidates: {args.candidates} random unseen items per user "
-        f"(seed {args.seed}); top {args.top_k}.",
+        f"(seed {args.seed}); top {args.top_k}."
+    )
+    weight_column = ""
+    if fused:
+        described += (
+            f" Fused with {summary['fusion_model']} at its fitted weight "
+            f"{summary['fusion_weight']:g} (the served model), and re-ranked from the same scores "
+            "at each other weight (0: the LLM alone)."
+        )
+        weight_column = "| fusion weight "
+    lines += [
+        described,
         "",
-        "| instruction | " + " | ".join(f"{g} share in top {args.top_k}" for g in wanted) + " |",
-        "|---|" + "---|" * len(wanted),
+        f"{weight_column}| instruction | "
+        + " | ".join(f"{g} share in top {args.top_k}" for g in wanted)
+        + " |",
+        ("|---" if fused else "") + "|---|" + "---|" * len(wanted),
     ]
+    blank = "| " if fused else ""
     lines.append(
-        "| (the pool itself) | "
+        f"{blank}| (the pool itself) | "
         + " | ".join(f"{summary['share_in_pool'][g]:.3f}" for g in wanted)
         + " |"
     )
-    for c in conditions:
-        cells = " | ".join(f"{summary['share_in_top_k'][str(c)][g]:.3f}" for g in wanted)
-        lines.append(f"| {c or '(none)'} | {cells} |")
+    for weight in weights:
+        label = f"| {summary['fusion_weight'] if weight is None else weight:g} " if fused else ""
+        for c in conditions:
+            per = shares[weight][str(c)]
+            cells = " | ".join(f"{np.mean(per[g]):.3f}" for g in wanted)
+            lines.append(f"{label}| {c or '(none)'} | {cells} |")
     lines += ["", "| request | requests | p50 s | p95 s |", "|---|---|---|---|"]
     for name, stats in list(summary["latency"].items()) + [
         (

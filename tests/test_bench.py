@@ -203,3 +203,48 @@ def test_variant_names_take_a_suffix_and_combine_the_hybrid_settings():
     assert resolve_model("InstructRec-Hybrid-gated")[1]["item_token_min_interactions"] == 6
     assert "fusion_model" not in resolve_model("InstructRec-Hybrid-gated")[1]
     assert resolve_model("SASRec") == ("SASRec", {})
+
+
+def _fusion_script():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(DATASET_DIR), "benchmarks", "fusion.py")
+    spec = importlib.util.spec_from_file_location("fusion_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_popularity_aware_fusion_keeps_the_text_model_on_rare_candidates(tmp_path):
+    """An LLM that knows the rare targets, an ID model that knows the popular ones and scores
+    rare items low (as SASRec does): one weight cannot serve both, a rare-item weight can."""
+    rng = np.random.default_rng(0)
+    counts = {**{f"r{i}": 1 for i in range(200)}, **{f"w{i}": 100 for i in range(200)}}
+    llm_rows, ids_rows = [], []
+    for user in range(80):
+        rare_target = user % 2 == 0
+        items = [f"r{user}" if rare_target else f"w{user}"]
+        items += [f"{'r' if k % 2 else 'w'}{100 + user + k}" for k in range(9)]
+        rare = np.array([i.startswith("r") for i in items])
+        llm = rng.normal(size=10)
+        ids = np.where(rare, -3.0, 0.0) + rng.normal(scale=0.3, size=10)
+        if rare_target:
+            llm[0] += 4
+        else:
+            ids[0] += 4
+        llm_rows.append({"user": str(user), "items": items, "scores": llm.tolist()})
+        ids_rows.append({"user": str(user), "items": items, "scores": ids.tolist()})
+    paths = []
+    for name, rows in (("llm", llm_rows), ("ids", ids_rows)):
+        paths.append(str(tmp_path / f"{name}.jsonl"))
+        with open(paths[-1], "w", encoding="utf-8") as f:
+            f.write("\n".join(json.dumps(r) for r in rows))
+
+    result = _fusion_script().fuse(*paths, rare_counts=counts)
+    cold = result["cold_slice"]
+    assert cold["users"] == 40
+    assert cold["popularity_aware"]["hit@1"] > cold["fused"]["hit@1"] + 0.3
+    assert result["popularity_aware"]["fused"]["hit@1"] > result["fused"]["hit@1"]
+    assert all(w["rare"] < w["others"] for w in result["popularity_aware"]["weights_of_b_per_fold"])
+    assert result["popularity_aware"]["rare_candidate_share"] == 0.45  # (5 + 4) rare of 20
+    assert "popularity_aware" not in _fusion_script().fuse(*paths)

@@ -119,3 +119,57 @@ def test_predicting_before_the_weight_is_fitted_says_how(tmp_path, tiny_llm, sas
     with model.provisional_fusion_weight(0.0):
         scores = model.predict(next(iter(test))[0])
     assert model.fusion_weight is None and torch.isfinite(scores).all()
+
+
+def test_a_fused_checkpoint_is_served_as_it_was_tested(tmp_path, tiny_llm, sasrec_checkpoint):
+    """The fitted weight is recorded in the checkpoint, so `instructrec recommend` ranks by the
+    fused scores, and a re-ranking at another weight needs no second scoring pass."""
+    import os
+
+    from recbole_instructrec.quick_start.recommend import Recommender
+    from recbole_instructrec.trainer import checkpoint as ckpt
+
+    result = recbole_instructrec.run_recbole(
+        model="InstructRec",
+        dataset="tiny",
+        config_dict=tiny_config(tmp_path, tiny_llm, fusion_model=sasrec_checkpoint),
+    )
+    saved = tmp_path / "saved"
+    best = str(saved / next(f for f in os.listdir(saved) if not f.endswith("resume.safetensors")))
+    header, tensors = ckpt.read_checkpoint(best)
+    assert header["meta"]["fusion_weight"] == result["fusion_weight"]
+    assert any(k.startswith("model/") for k in tensors) and any(
+        k.startswith("rng/") for k in tensors
+    )
+
+    rec = Recommender("tiny", best)
+    assert rec.model.fusion_weight == result["fusion_weight"]
+    scored = rec.score(user="u1")
+    served = rec.recommend(user="u1", top_k=len(scored.pool))
+    fused = fuse(scored.llm_scores, scored.fusion_scores, result["fusion_weight"])
+    assert [r["score"] for r in served.items] == [
+        round(float(v), 4) for v in fused.sort(descending=True).values
+    ]
+    assert all("llm_score" in r for r in served.items)
+
+    # the fusion model's scores are SASRec's own for this user's next item
+    sasrec = load_retriever(sasrec_checkpoint, rec.dataset)
+    interaction = rec._history_interaction(rec.user_history("u1"))
+    expected = sasrec.full_sort_predict(interaction)[0, scored.pool].float()
+    assert torch.allclose(scored.fusion_scores, expected)
+
+    # weight 0 ranks by the LLM alone, from the same scores
+    alone = rec.rank(scored, len(scored.pool), fusion_weight=0.0)
+    order = scored.llm_scores.argsort(descending=True).tolist()
+    by_llm = [rec.model.texts[scored.pool[i]] for i in order]
+    assert [r["title"] for r in alone.items] == by_llm
+
+
+def test_serving_a_fused_model_without_a_weight_says_how(tmp_path, tiny_llm, sasrec_checkpoint):
+    from recbole_instructrec.quick_start.recommend import Recommender
+
+    settings = tiny_config(tmp_path, tiny_llm, fusion_model=sasrec_checkpoint)
+    with pytest.raises(FusionError, match="give fusion_weight=<number>.*fusion_weight=0"):
+        Recommender("tiny", None, settings)
+    rec = Recommender("tiny", None, dict(settings, fusion_weight=2.0))
+    assert rec.model.fusion_weight == 2.0

@@ -138,7 +138,7 @@ def instructrec_main(argv=None):
             max_users=args.max_users,
             data_path=args.data_path,
             model_settings=_model_settings(args.model_config),
-            common_settings=_key_values(args.set),
+            common_settings=key_values(args.set),
             out_dir=args.out,
             seed=args.seed,
             tag=args.tag,
@@ -155,7 +155,7 @@ def _recommend(args):
     import recbole_instructrec  # noqa: F401
     from recbole_instructrec.quick_start.recommend import Recommender, format_table
 
-    settings = _key_values(args.set)
+    settings = key_values(args.set)
     if args.candidate_model:
         settings.update(candidate_model=args.candidate_model, rerank_top_k=args.top_n)
     recommender = Recommender(args.dataset, args.checkpoint, settings)
@@ -175,7 +175,8 @@ def _split(entry, flag, form):
     return entry.split("=", 1)
 
 
-def _key_values(pairs):
+def key_values(pairs):
+    """`--set KEY=VALUE` pairs as settings, each value read as YAML (`3`: a number, `~`: None)."""
     import yaml
 
     return {

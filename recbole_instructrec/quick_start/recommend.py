@@ -5,6 +5,9 @@ The instruction goes into the intention slot of a template with the same task fo
 model's: ``instruction_template`` (default ``vague-match-1``, P1 + I1: history plus a wish), so
 a LoRA trained with intention templates follows it. Without an instruction the model's own
 evaluation template (sequential recommendation) is used.
+
+A model trained with ``fusion_model`` is served fused, with the weight fitted in training (the
+checkpoint records it): the fusion model reads the same history, but not the instruction.
 """
 
 import os
@@ -18,6 +21,7 @@ from recbole.data import create_dataset
 
 from recbole_instructrec.model import InstructRec
 from recbole_instructrec.prompts.templates import get_template
+from recbole_instructrec.scoring.fusion import FusionError, fuse
 from recbole_instructrec.trainer import checkpoint as ckpt
 
 # Settings a checkpoint carries over to the recommender (the rest are training details).
@@ -43,6 +47,8 @@ CARRIED = (
     "system_prompt",
     "score_normalization",
     "item_category_field",
+    "fusion_model",
+    "fusion_weight",
     "load_col",
     "seed",
     "USER_ID_FIELD",
@@ -59,27 +65,52 @@ class Recommendations:
     prompt: str = ""  # the instruction as rendered (before the chat template)
 
 
+@dataclass
+class ScoredPool:
+    """One request's candidates and their scores, before ranking: the LLM's, and the fusion
+    model's when ``fusion_model`` is set (the ranking fuses them with ``fusion_weight``)."""
+
+    pool: list  # item ids
+    llm_scores: torch.Tensor
+    fusion_scores: torch.Tensor = None
+    history: list = field(default_factory=list)  # titles used as the history, oldest first
+    unmatched: list = field(default_factory=list)
+    prompt: str = ""
+
+
 class Recommender:
     """A loaded model ready to answer many requests."""
 
     def __init__(self, dataset="ml-100k", checkpoint=None, config_dict=None):
         settings = {"state": "ERROR", "show_progress": False, "log_wandb": False}
+        fitted_weight = None
         if checkpoint:
             header, tensors = ckpt.read_checkpoint(checkpoint)
             stored = header["meta"].get("config", {})
             settings.update({k: stored[k] for k in CARRIED if k in stored})
             dataset = stored.get("dataset", dataset)
+            fitted_weight = header["meta"].get("fusion_weight")
             # RecBole's final config holds data_path joined with the dataset name.
             path = settings.get("data_path")
             if path and os.path.basename(os.path.normpath(path)) == dataset:
                 settings["data_path"] = os.path.dirname(os.path.normpath(path))
         settings.update(config_dict or {})
+        if settings.get("fusion_model") and settings.get("fusion_weight") is None:
+            settings["fusion_weight"] = fitted_weight  # a fused model is served as it was tested
         self.config = Config(model="InstructRec", dataset=dataset, config_dict=settings)
         self.dataset = create_dataset(self.config)
         self.model = InstructRec(self.config, self.dataset).to(self.config["device"])
         if checkpoint:
             ckpt.check_compatible(checkpoint, header["meta"], self.model.checkpoint_identity())
             ckpt.load_model_state(self.model, tensors)
+        if self.model.fusion_weight_unfitted():
+            raise FusionError(
+                f"fusion_model={self.model.fusion_model!r} is set but no fitted fusion_weight "
+                f"came with {'checkpoint ' + repr(checkpoint) if checkpoint else 'the settings'} "
+                "(checkpoints written before the weight was fitted do not hold it): give "
+                "fusion_weight=<number> (training logs it as 'fusion_weight = ...'), or "
+                "fusion_weight=0 to rank by the LLM alone."
+            )
         self.model.eval()
         self._by_title = self._title_index()
 
@@ -108,29 +139,39 @@ class Recommender:
             items = items[_column(inter, time_field)[rows].argsort(kind="stable")]
         return items.tolist()
 
-    def _retrieved(self, history, include_history):
-        """The retriever's top ``rerank_top_k`` items (two-stage candidates), the whole
-        history left out unless ``include_history``."""
+    def _history_interaction(self, history):
+        """A one-row batch holding the most recent ``max_seq_length`` items, as RecBole's
+        sequential models read it."""
         from recbole.data.interaction import Interaction
-
-        from recbole_instructrec.scoring.retriever import retrieve_top_k
 
         recent = history[-self.model.max_seq_length :] or [0]
         seq = torch.zeros((1, self.model.max_seq_length), dtype=torch.long)
         seq[0, : len(recent)] = torch.tensor(recent)
-        interaction = Interaction(
+        return Interaction(
             {
                 self.model.ITEM_SEQ: seq,
-                self.model.ITEM_SEQ_LEN: torch.tensor(
-                    [max(len(history[-self.model.max_seq_length :]), 1)]
-                ),
+                self.model.ITEM_SEQ_LEN: torch.tensor([max(len(recent), 1)]),
             }
         )
+
+    def _retrieved(self, history, include_history):
+        """The retriever's top ``rerank_top_k`` items (two-stage candidates), the whole
+        history left out unless ``include_history``."""
+        from recbole_instructrec.scoring.retriever import retrieve_top_k
+
         exclude = None if include_history else [history]
         _, top = retrieve_top_k(
-            self.model._retriever[0], interaction, self.model.rerank_top_k, exclude=exclude
+            self.model._retriever[0],
+            self._history_interaction(history),
+            self.model.rerank_top_k,
+            exclude=exclude,
         )
         return top[0].tolist()
+
+    def _fusion_scores(self, history, pool):
+        model = self.model._fusion_model[0]
+        scores = model.full_sort_predict(self._history_interaction(history)).float()
+        return scores[0, torch.as_tensor(pool, dtype=torch.long)].cpu()
 
     def match_titles(self, titles):
         """Catalogue items for typed titles (case and punctuation do not matter)."""
@@ -151,6 +192,23 @@ class Recommender:
         include_history=False,
         instruction_template="vague-match-1",
     ):
+        scored = self.score(
+            user, history_titles, instruction, candidates, include_history, instruction_template
+        )
+        return self.rank(scored, top_k)
+
+    @torch.no_grad()
+    def score(
+        self,
+        user=None,
+        history_titles=None,
+        instruction=None,
+        candidates=None,
+        include_history=False,
+        instruction_template="vague-match-1",
+    ):
+        """The candidates of one request and their scores, unranked (:meth:`recommend` is
+        ``rank(score(...))``; apart, one scoring pass serves several fusion weights)."""
         unmatched = []
         if user is not None:
             history = self.user_history(user)
@@ -170,22 +228,41 @@ class Recommender:
             pool = [i for i in pool if i not in seen]
         plan = builder.plan(history, pool, intention=instruction)
         scores, _, _ = self.model._score_plans([plan], self.model._inference_scorer())[0]
-        order = scores.argsort(descending=True)[:top_k].tolist()
-        tokens = self.dataset.field2id_token[self.dataset.iid_field]
-        items = [
-            {
-                "rank": rank,
-                "item_id": str(tokens[pool[i]]),
-                "title": self.model.texts[pool[i]],
-                "score": round(float(scores[i]), 4),
-            }
-            for rank, i in enumerate(order, 1)
-        ]
-        return Recommendations(
-            items=items,
+        return ScoredPool(
+            pool=pool,
+            llm_scores=scores.float().cpu(),
+            fusion_scores=self._fusion_scores(history, pool) if self.model._fusion_model else None,
             history=[self.model.texts[i] for i in builder._recent(history)],
             unmatched=unmatched,
             prompt=builder.render(history, intention=instruction or ""),
+        )
+
+    def rank(self, scored, top_k=10, fusion_weight=None):
+        """The top ``top_k`` of a :meth:`score` result. A fused model ranks by the standardised
+        LLM scores plus ``fusion_weight`` (default: the model's) times the fusion model's;
+        its items then also show the LLM's own score."""
+        fused = scored.fusion_scores is not None
+        if fused:
+            weight = self.model.fusion_weight if fusion_weight is None else fusion_weight
+            scores = fuse(scored.llm_scores, scored.fusion_scores, weight)
+        else:
+            scores = scored.llm_scores
+        order = scores.argsort(descending=True)[:top_k].tolist()
+        tokens = self.dataset.field2id_token[self.dataset.iid_field]
+        items = []
+        for rank, i in enumerate(order, 1):
+            item = scored.pool[i]
+            row = {
+                "rank": rank,
+                "item_id": str(tokens[item]),
+                "title": self.model.texts[item],
+                "score": round(float(scores[i]), 4),
+            }
+            if fused:
+                row["llm_score"] = round(float(scored.llm_scores[i]), 4)
+            items.append(row)
+        return Recommendations(
+            items=items, history=scored.history, unmatched=scored.unmatched, prompt=scored.prompt
         )
 
 
@@ -205,7 +282,12 @@ def format_table(result):
     if result.unmatched:
         lines.append("Titles that matched no item (left out): " + "; ".join(result.unmatched))
     lines.append(f"History ({len(result.history)}): " + " | ".join(result.history[-5:]))
-    lines.append(f"{'rank':>4}  {'score':>8}  {'item_id':<12} title")
+    fused = any("llm_score" in row for row in result.items)
+    llm_column = f"  {'llm':>8}" if fused else ""
+    lines.append(f"{'rank':>4}  {'score':>8}{llm_column}  {'item_id':<12} title")
     for row in result.items:
-        lines.append(f"{row['rank']:>4}  {row['score']:>8.4f}  {row['item_id']:<12} {row['title']}")
+        llm = f"  {row['llm_score']:>8.4f}" if fused else ""
+        lines.append(
+            f"{row['rank']:>4}  {row['score']:>8.4f}{llm}  {row['item_id']:<12} {row['title']}"
+        )
     return "\n".join(lines)

@@ -58,7 +58,18 @@ def save_checkpoint(path, model, meta, optimizer=None, rng=None):
                     optim_meta["scalars"][f"{idx}/{key}"] = value
     for name, state in (rng or {}).items():
         tensors[_RNG + name] = state.contiguous().cpu()
-    header = {"format": FORMAT, "meta": meta, "optimizer": optim_meta}
+    _write(path, tensors, {"format": FORMAT, "meta": meta, "optimizer": optim_meta})
+
+
+def record_meta(path, **values):
+    """Add ``values`` to a checkpoint's metadata (e.g. the fusion weight fitted after
+    training), keeping every tensor; written like a new checkpoint, so never half-done."""
+    header, tensors = read_checkpoint(path)
+    header["meta"].update(values)
+    _write(path, tensors, header)
+
+
+def _write(path, tensors, header):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)

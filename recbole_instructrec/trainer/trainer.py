@@ -10,7 +10,8 @@ Differences from ``recbole.trainer.Trainer``:
   checkpoint, and scoring every user twice (valid and test) would double the evaluation cost.
   The test set is always evaluated on every user.
 * Score fusion (``fusion_model`` without ``fusion_weight``): after training, the weight is
-  fitted on the validation users, for the best epoch's adapters.
+  fitted on the validation users, for the best epoch's adapters, and recorded in that epoch's
+  checkpoint.
 * ``gradient_accumulation_steps`` and ``eval_progress`` (a tqdm bar during evaluation).
 * Under RecBole's distributed launcher (``--nproc``) every rank uses rank 0's checkpoint name
   (names carry the second they were made, which can differ between processes), only rank 0
@@ -177,9 +178,13 @@ class InstructRecTrainer(Trainer):
             train_data, valid_data, verbose, saved, show_progress, callback_fn=after_validation
         )
         if self.model.fusion_weight_unfitted():
-            if saved and os.path.isfile(self.saved_model_file):
+            best = saved and os.path.isfile(self.saved_model_file)
+            if best:
                 self.load_adapter(self.saved_model_file)  # fit the weight to the tested epoch
-            self.fit_fusion_weight(valid_data)
+            weight = self.fit_fusion_weight(valid_data)
+            if best and not (self.distributed and self.config["local_rank"] != 0):
+                # the checkpoint this run wrote is served (instructrec recommend) as it was tested
+                ckpt.record_meta(self.saved_model_file, fusion_weight=weight)
         return result
 
     @torch.no_grad()
