@@ -3,7 +3,7 @@ take? ``instructrec recommend``'s engine (``Recommender``) on ml-100k.
 
     python benchmarks/instruction_following.py [--users 50] [--candidates 100]
         [--full-requests 50] [--checkpoint saved/InstructRec-....safetensors]
-        [--fusion-weights 0,1,10] [--set fusion_weight=10]
+        [--fusion-weights 0,1,10] [--guidance 1,3] [--set fusion_weight=10]
 
 For a seeded sample of users, each with a seeded pool of unseen candidate items, the same request
 is made without an instruction and with each instruction. An instruction asks for a genre; the
@@ -13,10 +13,13 @@ for the pool size, and for the whole catalogue (``--full-requests`` requests, no
 
 A fused model (``fusion_model``) is checked at its own fitted weight and at each of
 ``--fusion-weights``: the fusion model reads no instruction, so its weight decides how much say
-the instruction keeps. One scoring pass per request serves every weight.
+the instruction keeps. ``--guidance`` ranks with instruction guidance (see
+``recbole_instructrec.quick_start.recommend``), its baseline being the same user's request
+without an instruction. One scoring pass per request serves every weight.
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -29,6 +32,10 @@ sys.path.insert(0, ROOT)
 INSTRUCTIONS = {"a comedy": "Comedy", "something scary": "Horror"}
 
 
+def _numbers(text):
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=50)
@@ -39,6 +46,9 @@ def main():
     parser.add_argument("--llm-path", default=None, help="default: the embedded SmolLM2")
     parser.add_argument(
         "--fusion-weights", default="", help="extra weights to rank a fused model with, e.g. 0,1"
+    )
+    parser.add_argument(
+        "--guidance", default="", help="instruction guidance weights to rank with, e.g. 1,3"
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a recommender setting"
@@ -69,9 +79,11 @@ def main():
         return float(np.mean([genre in genres[i] for i in items])) if items else 0.0
 
     fused = bool(rec.model._fusion_model)
-    # None: the model as served (its own fitted weight when fused)
-    weights = [None] + ([float(w) for w in args.fusion_weights.split(",") if w] if fused else [])
-    shares = {w: {str(c): {g: [] for g in wanted} for c in conditions} for w in weights}
+    # (fusion weight, instruction guidance); None: as served (the model's and the setting's)
+    variants = [(None, None)]
+    variants += [(w, None) for w in _numbers(args.fusion_weights)] if fused else []
+    variants += [(None, g) for g in _numbers(args.guidance)]
+    shares = {v: {str(c): {g: [] for g in wanted} for c in conditions} for v in variants}
     pool_share = {g: [] for g in wanted}
     latency = {str(c): [] for c in conditions}
     example = None
@@ -82,18 +94,22 @@ def main():
         pool = rng.choice(unseen, args.candidates, replace=False).tolist()
         for g in wanted:
             pool_share[g].append(share(pool, g))
-        for condition in conditions:
+        uninstructed = None
+        for condition in conditions:  # None first: its scores are the others' guidance baseline
             start = time.perf_counter()
-            scored = rec.score(user=user, instruction=condition, candidates=pool)
-            result = rec.rank(scored, args.top_k)
+            scored = rec.score(user=user, instruction=condition, candidates=pool, guidance=0)
+            rec.rank(scored, args.top_k)
             latency[str(condition)].append(time.perf_counter() - start)
-            for weight in weights:
-                if weight is not None:
-                    result = rec.rank(scored, args.top_k, fusion_weight=weight)
+            if condition is None:
+                uninstructed = scored.llm_scores
+            else:
+                scored = dataclasses.replace(scored, uninstructed_scores=uninstructed)
+            for weight, guidance in variants:
+                result = rec.rank(scored, args.top_k, fusion_weight=weight, guidance=guidance)
                 top = [token2id[row["item_id"]] for row in result.items]
                 for g in wanted:
-                    shares[weight][str(condition)][g].append(share(top, g))
-                if n == 1 and weight is None:
+                    shares[weight, guidance][str(condition)][g].append(share(top, g))
+                if n == 1 and (weight, guidance) == (None, None):
                     example = example or {"user": user, "lists": {}}
                     example["lists"][str(condition)] = [
                         dict(row, genres=" ".join(genres[token2id[row["item_id"]]]))
@@ -126,7 +142,7 @@ def main():
         }
 
     summary = {
-        "share_in_top_k": mean_shares(shares[None]),
+        "share_in_top_k": mean_shares(shares[None, None]),
         "share_in_pool": {g: round(float(np.mean(v)), 4) for g, v in pool_share.items()},
         "latency": {
             f"{args.candidates} candidates, instruction={c}": percentiles(v)
@@ -135,12 +151,16 @@ def main():
         "latency_whole_catalogue": dict(
             percentiles(full_latency), candidates=rec.model.n_items - 1
         ),
+        "instruction_guidance": rec.instruction_guidance,
+        "share_in_top_k_by_guidance": {
+            str(g): mean_shares(shares[w, g]) for w, g in variants if g is not None
+        },
     }
     if fused:
         summary["fusion_weight"] = rec.model.fusion_weight
         summary["fusion_model"] = rec.model.fusion_model
         summary["share_in_top_k_by_fusion_weight"] = {
-            str(w): mean_shares(shares[w]) for w in weights if w is not None
+            str(w): mean_shares(shares[w, g]) for w, g in variants if w is not None
         }
     info = run_info(command)
     payload = {
@@ -158,35 +178,44 @@ def main():
         f"Model: {model}; candidates: {args.candidates} random unseen items per user "
         f"(seed {args.seed}); top {args.top_k}."
     )
-    weight_column = ""
     if fused:
         described += (
             f" Fused with {summary['fusion_model']} at its fitted weight "
             f"{summary['fusion_weight']:g} (the served model), and re-ranked from the same scores "
             "at each other weight (0: the LLM alone)."
         )
-        weight_column = "| fusion weight "
+    described += (
+        " Guidance g ranks by z(score) + g * z(LLM with the instruction - LLM without it), from "
+        f"the same scores (served: {rec.instruction_guidance:g})."
+    )
     lines += [
         described,
         "",
-        f"{weight_column}| instruction | "
+        "| fusion weight | guidance | instruction | "
         + " | ".join(f"{g} share in top {args.top_k}" for g in wanted)
         + " |",
-        ("|---" if fused else "") + "|---|" + "---|" * len(wanted),
-    ]
-    blank = "| " if fused else ""
-    lines.append(
-        f"{blank}| (the pool itself) | "
+        "|---|---|---|" + "---|" * len(wanted),
+        "| | | (the pool itself) | "
         + " | ".join(f"{summary['share_in_pool'][g]:.3f}" for g in wanted)
-        + " |"
-    )
-    for weight in weights:
-        label = f"| {summary['fusion_weight'] if weight is None else weight:g} " if fused else ""
+        + " |",
+    ]
+    for variant in variants:
+        weight, guidance = variant
+        weight_label = (
+            "-" if not fused else f"{rec.model.fusion_weight if weight is None else weight:g}"
+        )
+        guidance_label = f"{rec.instruction_guidance if guidance is None else guidance:g}"
         for c in conditions:
-            per = shares[weight][str(c)]
-            cells = " | ".join(f"{np.mean(per[g]):.3f}" for g in wanted)
-            lines.append(f"{label}| {c or '(none)'} | {cells} |")
-    lines += ["", "| request | requests | p50 s | p95 s |", "|---|---|---|---|"]
+            cells = " | ".join(f"{np.mean(shares[variant][str(c)][g]):.3f}" for g in wanted)
+            lines.append(f"| {weight_label} | {guidance_label} | {c or '(none)'} | {cells} |")
+    lines += [
+        "",
+        "Latency is one scoring pass; a guided request (guidance > 0, with an instruction) "
+        "makes two.",
+        "",
+        "| request | requests | p50 s | p95 s |",
+        "|---|---|---|---|",
+    ]
     for name, stats in list(summary["latency"].items()) + [
         (
             f"whole catalogue ({summary['latency_whole_catalogue']['candidates']} items)",

@@ -43,6 +43,47 @@ def test_instruction_goes_into_the_prompt(recommender):
     assert "something that makes me laugh" not in plain.prompt
 
 
+def test_instruction_guidance_adds_what_the_instruction_changed(recommender):
+    """guidance g ranks by z(score) + g * z(score with the instruction - score without it),
+    the baseline being the same request without the instruction."""
+    import torch
+
+    from recbole_instructrec.scoring.fusion import fuse
+
+    wish = "something that makes me laugh"
+    assert recommender.score(user="u2", instruction=wish).uninstructed_scores is None  # default 0
+    guided = recommender.score(user="u2", instruction=wish, guidance=1.0)
+    plain = recommender.score(user="u2")
+    assert guided.pool == plain.pool
+    assert torch.allclose(guided.uninstructed_scores, plain.llm_scores)
+    effect = guided.llm_scores - plain.llm_scores
+    assert effect.abs().max() > 0  # the wish changes the tiny model's scores
+
+    def titles(order):
+        return [recommender.model.texts[guided.pool[i]] for i in order]
+
+    n = len(guided.pool)
+    expected = fuse(guided.llm_scores, effect, 2.0).argsort(descending=True).tolist()
+    assert [r["title"] for r in recommender.rank(guided, n, guidance=2.0).items] == titles(expected)
+    by_effect = titles(effect.argsort(descending=True).tolist())
+    assert [r["title"] for r in recommender.rank(guided, n, guidance=1e6).items] == by_effect
+    unguided = titles(guided.llm_scores.argsort(descending=True).tolist())
+    assert [r["title"] for r in recommender.rank(guided, n, guidance=0).items] == unguided
+    assert [r["title"] for r in recommender.rank(guided, n).items] == unguided  # served: 0
+    with pytest.raises(ValueError, match="instruction_guidance='lots' must be a number >= 0"):
+        recommender.rank(guided, n, guidance="lots")
+
+
+def test_a_recommender_can_serve_with_guidance(tmp_path, tiny_llm):
+    settings = tiny_config(tmp_path, tiny_llm, instruction_guidance=1.5)
+    recommender = Recommender("tiny", None, settings)
+    assert recommender.instruction_guidance == 1.5
+    scored = recommender.score(user="u2", instruction="an old film")
+    assert scored.uninstructed_scores is not None
+    with pytest.raises(ValueError, match="instruction_guidance=-1 must be a number >= 0"):
+        Recommender("tiny", None, tiny_config(tmp_path, tiny_llm, instruction_guidance=-1))
+
+
 def test_cli_json_output(tmp_path, tiny_llm, capsys):
     instructrec_main(
         [

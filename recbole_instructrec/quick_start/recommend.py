@@ -8,6 +8,12 @@ evaluation template (sequential recommendation) is used.
 
 A model trained with ``fusion_model`` is served fused, with the weight fitted in training (the
 checkpoint records it): the fusion model reads the same history, but not the instruction.
+
+``instruction_guidance`` gives the instruction a say of its own, whatever the model learned:
+the candidates are also scored without the instruction, and the ranking score becomes
+``z(score) + instruction_guidance * z(LLM with the instruction - LLM without it)``. The
+difference is what the instruction changed, with the user's general taste taken out (the idea
+of classifier-free guidance). It costs a second scoring pass per request with an instruction.
 """
 
 import os
@@ -73,6 +79,8 @@ class ScoredPool:
     pool: list  # item ids
     llm_scores: torch.Tensor
     fusion_scores: torch.Tensor = None
+    # the LLM's scores of the same pool without the instruction (instruction guidance)
+    uninstructed_scores: torch.Tensor = None
     history: list = field(default_factory=list)  # titles used as the history, oldest first
     unmatched: list = field(default_factory=list)
     prompt: str = ""
@@ -111,6 +119,7 @@ class Recommender:
                 "fusion_weight=<number> (training logs it as 'fusion_weight = ...'), or "
                 "fusion_weight=0 to rank by the LLM alone."
             )
+        self.instruction_guidance = _guidance(self.config["instruction_guidance"])
         self.model.eval()
         self._by_title = self._title_index()
 
@@ -191,11 +200,18 @@ class Recommender:
         candidates=None,
         include_history=False,
         instruction_template="vague-match-1",
+        guidance=None,
     ):
         scored = self.score(
-            user, history_titles, instruction, candidates, include_history, instruction_template
+            user,
+            history_titles,
+            instruction,
+            candidates,
+            include_history,
+            instruction_template,
+            guidance,
         )
-        return self.rank(scored, top_k)
+        return self.rank(scored, top_k, guidance=guidance)
 
     @torch.no_grad()
     def score(
@@ -206,9 +222,12 @@ class Recommender:
         candidates=None,
         include_history=False,
         instruction_template="vague-match-1",
+        guidance=None,
     ):
         """The candidates of one request and their scores, unranked (:meth:`recommend` is
-        ``rank(score(...))``; apart, one scoring pass serves several fusion weights)."""
+        ``rank(score(...))``; apart, one scoring pass serves several weights). With an
+        instruction and ``guidance`` (default: ``instruction_guidance``) above 0, the pool is
+        also scored without the instruction."""
         unmatched = []
         if user is not None:
             history = self.user_history(user)
@@ -226,27 +245,38 @@ class Recommender:
         if not include_history:
             seen = set(history)
             pool = [i for i in pool if i not in seen]
-        plan = builder.plan(history, pool, intention=instruction)
-        scores, _, _ = self.model._score_plans([plan], self.model._inference_scorer())[0]
+        plans = [builder.plan(history, pool, intention=instruction)]
+        guided = bool(instruction) and (
+            self.instruction_guidance if guidance is None else _guidance(guidance)
+        )
+        if guided:
+            plans.append(self.model.prompts.plan(history, pool))
+        scored = self.model._score_plans(plans, self.model._inference_scorer())
         return ScoredPool(
             pool=pool,
-            llm_scores=scores.float().cpu(),
+            llm_scores=scored[0][0].float().cpu(),
+            uninstructed_scores=scored[1][0].float().cpu() if guided else None,
             fusion_scores=self._fusion_scores(history, pool) if self.model._fusion_model else None,
             history=[self.model.texts[i] for i in builder._recent(history)],
             unmatched=unmatched,
             prompt=builder.render(history, intention=instruction or ""),
         )
 
-    def rank(self, scored, top_k=10, fusion_weight=None):
+    def rank(self, scored, top_k=10, fusion_weight=None, guidance=None):
         """The top ``top_k`` of a :meth:`score` result. A fused model ranks by the standardised
         LLM scores plus ``fusion_weight`` (default: the model's) times the fusion model's;
-        its items then also show the LLM's own score."""
+        its items then also show the LLM's own score. ``guidance`` (default:
+        ``instruction_guidance``) weighs the instruction's own effect, when it was scored."""
         fused = scored.fusion_scores is not None
         if fused:
             weight = self.model.fusion_weight if fusion_weight is None else fusion_weight
             scores = fuse(scored.llm_scores, scored.fusion_scores, weight)
         else:
             scores = scored.llm_scores
+        guidance = self.instruction_guidance if guidance is None else _guidance(guidance)
+        if guidance and scored.uninstructed_scores is not None:
+            effect = scored.llm_scores - scored.uninstructed_scores
+            scores = fuse(scores, effect, guidance)
         order = scores.argsort(descending=True)[:top_k].tolist()
         tokens = self.dataset.field2id_token[self.dataset.iid_field]
         items = []
@@ -264,6 +294,19 @@ class Recommender:
         return Recommendations(
             items=items, history=scored.history, unmatched=scored.unmatched, prompt=scored.prompt
         )
+
+
+def _guidance(value):
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number >= 0:
+        raise ValueError(
+            f"instruction_guidance={value!r} must be a number >= 0 (0: the instruction only "
+            "fills the prompt; 1: its own effect weighs as much as the model's ranking)."
+        )
+    return number
 
 
 def _column(frame, name):
