@@ -173,3 +173,8 @@ def test_serving_a_fused_model_without_a_weight_says_how(tmp_path, tiny_llm, sas
         Recommender("tiny", None, settings)
     rec = Recommender("tiny", None, dict(settings, fusion_weight=2.0))
     assert rec.model.fusion_weight == 2.0
+    # the fusion model cannot read an instruction, so by default the instruction is guided
+    assert rec.instruction_guidance == 1.0
+    assert rec.score(user="u1", instruction="a film").uninstructed_scores is not None
+    unguided = Recommender("tiny", None, dict(settings, fusion_weight=2.0, instruction_guidance=0))
+    assert unguided.instruction_guidance == 0.0
