@@ -22,10 +22,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recbole_instructrec.bench.cold_items import (
-    COLD_MAX_TRAIN_INTERACTIONS as COLD_MAX,
-)  # noqa: E402
-from recbole_instructrec.bench.cold_items import counts_from_atomic  # noqa: E402
+from recbole_instructrec.bench.cold_items import (  # noqa: E402
+    COLD_MAX_TRAIN_INTERACTIONS,
+    cold_mask,
+    counts_from_atomic,
+)
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
 
@@ -64,12 +65,13 @@ def fuse(path_a, path_b, seed=0, ks=(1, 3, 5), rare_counts=None):
     result["b_alone"] = ranking_metrics(positive_ranks(zb), ks)
     if rare_counts is None:
         return result
-    rare = np.array([[rare_counts.get(str(i), 0) <= COLD_MAX for i in a[u][0]] for u in users])
+    rare = np.stack([cold_mask(a[u][0], rare_counts) for u in users])
     grid = [(w, r) for w in GRID for r in GRID]
     aware, weights = _cross_fit(za, zb, halves, rare, grid)
     cold = rare[:, 0]  # the target is each user's first candidate
     result["popularity_aware"] = {
-        "rule": f"weight of b: one for candidates with <= {COLD_MAX} training interactions, "
+        "rule": "weight of b: one for candidates with <= "
+        f"{COLD_MAX_TRAIN_INTERACTIONS} training interactions, "
         "one for the rest, fitted together",
         "weights_of_b_per_fold": [{"others": w, "rare": r} for w, r in weights],
         "rare_candidate_share": round(float(rare.mean()), 4),

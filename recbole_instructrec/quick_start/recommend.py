@@ -255,9 +255,7 @@ class Recommender:
             seen = set(history)
             pool = [i for i in pool if i not in seen]
         plans = [builder.plan(history, pool, intention=instruction)]
-        guided = bool(instruction) and (
-            self.instruction_guidance if guidance is None else _guidance(guidance)
-        )
+        guided = bool(instruction) and self._guidance_weight(guidance) > 0
         if guided:
             plans.append(self.model.prompts.plan(history, pool))
         scored = self.model._score_plans(plans, self.model._inference_scorer())
@@ -271,6 +269,10 @@ class Recommender:
             prompt=builder.render(history, intention=instruction or ""),
         )
 
+    def _guidance_weight(self, guidance):
+        """A request's instruction guidance: its own, validated, or the recommender's."""
+        return self.instruction_guidance if guidance is None else _guidance(guidance)
+
     def rank(self, scored, top_k=10, fusion_weight=None, guidance=None):
         """The top ``top_k`` of a :meth:`score` result. A fused model ranks by the standardised
         LLM scores plus ``fusion_weight`` (default: the model's) times the fusion model's;
@@ -282,7 +284,7 @@ class Recommender:
             scores = fuse(scored.llm_scores, scored.fusion_scores, weight)
         else:
             scores = scored.llm_scores
-        guidance = self.instruction_guidance if guidance is None else _guidance(guidance)
+        guidance = self._guidance_weight(guidance)
         if guidance and scored.uninstructed_scores is not None:
             effect = scored.llm_scores - scored.uninstructed_scores
             scores = fuse(scores, effect, guidance)

@@ -3,9 +3,8 @@
 One ``.safetensors`` file holds the trainable tensors (LoRA adapters and any other trainable
 module), the buffers a module marks as part of what it learned, the optimizer state and the RNG
 state, with RecBole's metadata (epoch, best score, config) as a JSON string in the safetensors
-header. Loading never unpickles, so a checkpoint
-cannot execute code. Files are written to a temporary name and renamed, so a killed run never
-leaves a truncated file where a good one was.
+header. Loading never unpickles, so a checkpoint cannot execute code. Files are written to a
+temporary name and renamed, so a killed run never leaves a truncated file where a good one was.
 """
 
 import json
