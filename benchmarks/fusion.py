@@ -28,6 +28,7 @@ from recbole_instructrec.bench.cold_items import (  # noqa: E402
     counts_from_atomic,
 )
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics  # noqa: E402
+from recbole_instructrec.bench.report import run_info  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
 
 GRID = np.round(np.linspace(0, 1, 21), 2)
@@ -126,6 +127,7 @@ def main():
         counts = counts_from_atomic(folder, args.rare_items_of)
     result = fuse(args.scores_a, args.scores_b, rare_counts=counts)
     result["command"] = "python benchmarks/fusion.py " + " ".join(sys.argv[1:])
+    result["run"] = run_info(result["command"])  # commit, machine, time
     print(json.dumps(result, indent=2))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
