@@ -76,6 +76,9 @@ def fuse(path_a, path_b, seed=0, ks=(1, 3, 5), rare_counts=None):
         "one for the rest, fitted together",
         "weights_of_b_per_fold": [{"others": w, "rare": r} for w, r in weights],
         "rare_candidate_share": round(float(rare.mean()), 4),
+        # how often a candidate is the target, rare or not: the base rate a ranker learns
+        "target_rate_of_rare_candidates": round(float(cold.sum() / max(rare.sum(), 1)), 4),
+        "target_rate_of_other_candidates": round(float((~cold).sum() / max((~rare).sum(), 1)), 4),
         "fused": ranking_metrics(aware, ks),
     }
     result["cold_slice"] = {

@@ -247,4 +247,7 @@ def test_popularity_aware_fusion_keeps_the_text_model_on_rare_candidates(tmp_pat
     assert result["popularity_aware"]["fused"]["hit@1"] > result["fused"]["hit@1"]
     assert all(w["rare"] < w["others"] for w in result["popularity_aware"]["weights_of_b_per_fold"])
     assert result["popularity_aware"]["rare_candidate_share"] == 0.45  # (5 + 4) rare of 20
+    # 40 targets among 360 rare candidates, 40 among 440 others
+    assert result["popularity_aware"]["target_rate_of_rare_candidates"] == round(40 / 360, 4)
+    assert result["popularity_aware"]["target_rate_of_other_candidates"] == round(40 / 440, 4)
     assert "popularity_aware" not in _fusion_script().fuse(*paths)
