@@ -1,5 +1,6 @@
 """Item text restored from RecBole's token_seq fields, and instruction building."""
 
+import os
 import shutil
 
 import pytest
@@ -10,6 +11,7 @@ from conftest import DATASET_DIR
 from recbole_instructrec.prompts.builder import PromptBudgetError, PromptBuilder
 from recbole_instructrec.prompts.item_text import ItemTextError, item_text_fields, item_texts
 from recbole_instructrec.prompts.templates import TemplateError, get_template, load_templates
+from recbole_instructrec.scoring.backbone import embedded_gguf_path
 
 
 def _dataset(name="tiny", data_path=DATASET_DIR, **settings):
@@ -139,3 +141,64 @@ def test_long_item_texts_are_capped():
 def test_unknown_template_is_named():
     with pytest.raises(TemplateError, match="no-such-template"):
         get_template(load_templates(), "no-such-template")
+
+
+# ------------------------------------------------------- the real SmolLM2 tokenizer (BPE)
+@pytest.fixture(scope="module")
+def smollm2_tokenizer():
+    # The tokenizer alone, read from the embedded GGUF's metadata: no weights are de-quantized.
+    from transformers import AutoTokenizer
+
+    directory, filename = os.path.split(embedded_gguf_path())
+    return AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+
+
+class FixedPreference:
+    def explicit_preference(self, history, user=None):
+        return "I mostly enjoy Comedy and Drama"
+
+
+CUT_TEMPLATES = [t for t in load_templates().values() if t.task_form in ("T0", "T1")]
+TITLES = [
+    "",
+    "Toy Story (1995)",
+    "GoldenEye (1995)",
+    "'Til There Was You (1997)",
+    "Four Rooms (1995)",
+    "Get Shorty (1995)",
+]
+
+
+@pytest.mark.parametrize("hybrid", [False, True], ids=["text", "item-tokens"])
+@pytest.mark.parametrize("template", CUT_TEMPLATES, ids=lambda t: t.id)
+@pytest.mark.parametrize("candidates", [(1, 2), (2, 3)], ids=["letters", "apostrophe"])
+def test_cut_prompt_tokenizes_as_the_whole_prompt(smollm2_tokenizer, template, hybrid, candidates):
+    # T0/T1 score "shared prefix + continuation"; the model must see exactly the ids of the
+    # whole prompt, or a title after the cut is split into tokens it never sees in training.
+    builder = PromptBuilder(
+        smollm2_tokenizer,
+        TITLES,
+        template,
+        intentions=FixedPreference(),
+        first_item_token=len(smollm2_tokenizer) if hybrid else None,
+    )
+    assert builder.use_chat
+    history, intention = [4, 5], "something that makes me laugh"
+    slots = {"intention": intention, "preference": FixedPreference().explicit_preference(history)}
+    ((prefix, conts),) = builder.plan(history, list(candidates), intention=intention).requests
+    x, y = candidates
+    if template.task_form == "T0":
+        answer = builder._yes_no[0]
+        fills = [{"candidate": builder.mention(c)} for c in (x, y)]
+    else:
+        answer = builder._labels[0]
+        fills = [
+            {"item_a": builder.mention(a), "item_b": builder.mention(b)}
+            for a, b in ((x, y), (y, x))
+        ]
+    wholes = [builder.prompt_ids(history, **fill, **slots) for fill in fills]
+    for whole in wholes:
+        assert whole[: len(prefix)] == prefix, smollm2_tokenizer.convert_ids_to_tokens(prefix[-3:])
+    # Two T1 candidates meet twice in each order (a cyclic order of two), hence the sets.
+    scored = {tuple(prefix + conts[k]) for k in range(0, len(conts), 2)}
+    assert scored == {tuple(whole + answer) for whole in wholes}

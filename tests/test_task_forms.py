@@ -162,26 +162,61 @@ def test_search_tasks_state_the_targets_categories(tiny_model):
     assert model.intentions.categories[target][0] in text
 
 
+def _contains(ids, run):
+    """Whether ``run`` occurs in the token ids ``ids`` as a contiguous subsequence."""
+    return bool(run) and any(ids[k : k + len(run)] == run for k in range(len(ids) - len(run) + 1))
+
+
+def _names(builder, ids, item):
+    """Whether the token ids ``ids`` name ``item``: hold the ids of its mention as the builder
+    encodes it (its item token too, in hybrid prompts). Compared as ids, not decoded text:
+    a decoded word-level prompt reads "Long Road ( 1981 )" and would never hold a title."""
+    return _contains(ids, builder._encode_tail(builder.mention(item)))
+
+
+def _sequential_prompts(model, history):
+    """(template id, builder, prompt ids before any candidate) of every sequential template."""
+    for template in TEMPLATES.values():
+        if (template.preference, template.intention) != ("P1", "I0"):
+            continue
+        builder = model._builder(template)
+        if template.task_form in ("T0", "T1"):
+            prompt = builder._cut(builder._recent(history), {})[0]  # before any candidate
+        elif template.task_form == "T3":
+            prompt = builder.prompt_ids(history, candidates="")
+        else:
+            prompt = builder.prompt_ids(history)
+        yield template.id, builder, prompt
+
+
+def _user_rows(model, interaction):
+    seqs, lengths, targets = (
+        interaction[model.ITEM_SEQ],
+        interaction[model.ITEM_SEQ_LEN],
+        interaction[model.ITEM_ID],
+    )
+    for row in range(0, len(targets), 10):  # each user's positive row
+        yield seqs[row, : lengths[row]].tolist(), targets[row].item()
+
+
 def test_sequential_prompts_never_contain_the_target(tiny_model):
     model, interaction = tiny_model
-    seqs, lengths = interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]
-    targets = interaction[model.ITEM_ID]
-    sequential = [t for t in TEMPLATES.values() if (t.preference, t.intention) == ("P1", "I0")]
-    for row in range(0, len(targets), 10):  # each user's positive row
-        history = seqs[row, : lengths[row]].tolist()
-        target = targets[row].item()
-        title = model.texts[target]
-        for template in sequential:
-            builder = model._builder(template)
-            if template.task_form in ("T0", "T1"):
-                prompt = builder._cut(builder._recent(history), {})[0]  # before any candidate
-            elif template.task_form == "T3":
-                prompt = builder.prompt_ids(history, candidates="")
-            else:
-                prompt = builder.prompt_ids(history)
-            decoded = model.tokenizer.decode(prompt)
-            shown = [model.texts[i] for i in builder._recent(history)]
-            assert (title in decoded) == (title in " ".join(shown)), (template.id, title)
+    for history, target in _user_rows(model, interaction):
+        for template_id, builder, prompt in _sequential_prompts(model, history):
+            # The target may appear only as a history item the user had already met.
+            shown = builder._recent(history)
+            expected = any(
+                _names(builder, builder._encode_tail(builder.mention(i)), target) for i in shown
+            )
+            assert _names(builder, prompt, target) == expected, (template_id, target)
+
+
+def test_the_leak_check_finds_a_target_put_into_the_history(tiny_model):
+    # The counterpart of the test above: the check can fail.
+    model, interaction = tiny_model
+    for history, target in _user_rows(model, interaction):
+        for template_id, builder, prompt in _sequential_prompts(model, history + [target]):
+            assert _names(builder, prompt, target), (template_id, target)
 
 
 def test_unknown_template_and_unfillable_slot_are_named(tmp_path, tiny_llm):

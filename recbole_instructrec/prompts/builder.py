@@ -7,8 +7,10 @@ Every task form becomes "a shared prefix + continuations", scored by one primiti
 * T3 reranking: prefix = the instruction with the candidates listed as (A), (B), ... in a seeded
   shuffled order; continuations = the labels; a candidate's score is log p(its label). All
   candidates are scored from the prompt's last position: one pass, as LlamaRec does.
-* T0 pointwise: the instruction is cut at the candidate slot; the prefix (history) is shared and
-  each candidate continues it with "<candidate and the rest of the prompt> Yes" and "... No".
+* T0 pointwise: the instruction is cut just before the candidate slot (before the whitespace
+  that precedes it, so prefix + continuation are exactly the ids of the whole prompt); the prefix
+  (history) is shared and each candidate continues it with "<candidate and the rest of the
+  prompt> Yes" and "... No".
   log p(..Yes) - log p(..No) = log P(Yes) - log P(No): the shared tokens cancel exactly.
 * T1 pairwise: the same cut at {item_a}; each candidate meets its two neighbours of a seeded
   cyclic order, in both orders (A/B), and its score is its mean log-odds of being chosen.
@@ -33,6 +35,9 @@ _SENTINEL_B = "\u2063SECOND\u2063"
 # An item mention's collaborative token (hybrid prompts) travels through the text as
 # "\ue000<item id>\ue001" (private-use characters) until tokenization.
 _ITEM_MARK = re.compile("\ue000(\\d+)\ue001")
+# The last whitespace run of a text and what follows it: whitespace after a non-space character
+# always starts a new pre-token, so text cut there tokenizes as it does uncut.
+_BEFORE_LAST_SPACE = re.compile(r"\s*\S*\Z")
 
 
 @dataclass
@@ -275,19 +280,27 @@ class PromptBuilder:
             history = history[self._items_to_drop(history, len(ids)) :]
 
     def _cut(self, history, slots):
-        """(shared prefix ids, the text from the first candidate slot on) for T0/T1 on causal
-        LMs; the text keeps the markers _SENTINEL (candidate / item A) and _SENTINEL_B."""
+        """(shared prefix ids, the rest of the text) for T0/T1 on causal LMs; the rest keeps
+        the markers _SENTINEL (candidate / item A) and _SENTINEL_B.
+
+        The text is cut before the whitespace that precedes the first candidate slot, not at
+        the slot: a BPE tokenizer merges the space into the next word ("ĠToy"), and a cut at the
+        slot would end the prefix with a lone "Ġ" and split the title into tokens ("T", "oy")
+        the whole prompt never has. Characters glued to the slot (an opening quote) go to the
+        rest too, as a title can merge with them: a quote and the apostrophe of 'Til become
+        one token."""
         filler = {"candidate": _SENTINEL, "item_a": _SENTINEL, "item_b": _SENTINEL_B}
         while True:
             text = self._format(self._render(history, **filler, **slots))
-            head, tail = text.split(_SENTINEL, 1)
-            prefix = self._encode(head)
+            head = text[: text.index(_SENTINEL)]
+            cut = _BEFORE_LAST_SPACE.search(head).start()
+            prefix = self._encode(head[:cut])
             if len(prefix) <= self.max_prompt_tokens or not history:
-                return prefix, tail
+                return prefix, text[cut:]
             history = history[self._items_to_drop(history, len(prefix)) :]
 
     def _tail_ids(self, tail, first, second=""):
-        return self._encode_tail(first + tail.replace(_SENTINEL_B, second))
+        return self._encode_tail(tail.replace(_SENTINEL, first, 1).replace(_SENTINEL_B, second))
 
     def _items_to_drop(self, history, length):
         excess, dropped, freed = length - self.max_prompt_tokens, 0, 0
