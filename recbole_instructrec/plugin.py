@@ -17,6 +17,13 @@ RecBole is never edited. Importing :mod:`recbole_instructrec` calls :func:`insta
    the processes (the group is then joined through torchrun's environment).
 
 Each shim checks the condition it repairs, so it is a no-op on a stack that does not need it.
+
+Two fixes cannot live here, because they must hold before this package is imported: a script
+(or RecBole's own model tests) may import ``recbole.quick_start`` first, which loads ray 2.6.3
+(the newest RecBole 1.2.1 allows). That ray imports ``pkg_resources``, so setup.py keeps
+setuptools below 82, the release that removed it; and it names numpy 1's ``np.bool8``, which the
+``recbole_instructrec.pth`` start-up hook (``_recbole_instructrec_startup``) aliases just before
+ray loads. Our own ``run``/``run_recbole`` do not import ray at all.
 """
 
 import importlib.machinery

@@ -1,10 +1,12 @@
 """``run`` and ``run_recbole``: RecBole's quick start, for any RecBole model, without ray.
 
 They mirror ``recbole.quick_start.run`` / ``run_recbole`` (same arguments, same result dict).
-``import recbole.quick_start`` imports ray, which needs ``pkg_resources`` and numpy 1, so we
-assemble the same pipeline from RecBole's ray-free modules. The only behavioural difference:
-FLOPs are not counted for LLM models, because ``get_flops`` deep-copies the model. One
-addition: a ``resume_checkpoint`` setting continues a killed run (``trainer.resume_checkpoint``).
+``import recbole.quick_start`` imports ray 2.6.3, which is slow to load and only works on
+today's stack thanks to setup.py's setuptools pin and our start-up hook (see
+:mod:`recbole_instructrec.plugin`), so we assemble the same pipeline from RecBole's ray-free
+modules. The only behavioural difference: FLOPs are not counted for LLM models, because
+``get_flops`` deep-copies the model. One addition: a ``resume_checkpoint`` setting continues a
+killed run (``trainer.resume_checkpoint``).
 """
 
 import sys
