@@ -62,6 +62,7 @@ def install():
     _shim_pandas3_token_seq()
     _shim_torch_load()
     _register_model_and_trainer()
+    _autograd_anomaly_off()
     _load_our_properties()
     _distributed_without_gpu()
     _installed = True
@@ -190,6 +191,19 @@ def _register_model_and_trainer():
     sequential_recommender.instructrec = module
     sequential_recommender.InstructRec = InstructRec
     recbole.trainer.InstructRecTrainer = InstructRecTrainer
+
+
+def _autograd_anomaly_off():
+    # recbole/model/sequential_recommender/sine.py calls torch.autograd.set_detect_anomaly(True)
+    # at import, and importing any RecBole sequential model imports it. Anomaly mode checks
+    # every backward result for NaN and keeps a stack trace of every forward op: it took 27 % of
+    # a SASRec batch on CPU (benchmarks/results/baseline_epoch_cost.md) and slows every model,
+    # ours included. It is a debugging aid, so it is switched back off once RecBole is loaded;
+    # torch.autograd.set_detect_anomaly(True) after import still turns it on for debugging.
+    from recbole.model import sequential_recommender  # noqa: F401  (runs sine.py's import)
+
+    if torch.is_anomaly_enabled():
+        torch.autograd.set_detect_anomaly(False)
 
 
 def _load_our_properties():

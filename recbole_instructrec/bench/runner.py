@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from recbole_instructrec.bench import candidates as cand
 from recbole_instructrec.bench import cold_items
+from recbole_instructrec.bench.convergence import fit_to_convergence
 from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
 from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 from recbole_instructrec.bench.user_sample import sample_users
@@ -50,12 +51,38 @@ VARIANTS = {
     "InstructRec-LoRA-fused": ("InstructRec", _FUSE_SASREC),
     "InstructRec-zeroshot-fused": ("InstructRec", {**_ZERO_SHOT, **_FUSE_SASREC}),
 }
-DEFAULT_MODELS = ["SASRec", "BERT4Rec", "InstructRec-zeroshot", "InstructRec-LoRA"]
+# SASRec-tuned: a validation grid of settings published for SASRec on small datasets (dropout
+# 0.2 with larger data and 0.5 with sparse data in Kang & McAuley 2018; 0.1-0.2 with the
+# cross-entropy loss in Klenitskiy & Vasilev, RecSys 2023; smaller batches give more updates
+# per epoch). Each point trains to early stopping; the row keeps the point with the best
+# validation score and only that one is scored on test.
+TUNED_VARIANTS = {
+    "SASRec-tuned": (
+        "SASRec",
+        [
+            {"hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2, "train_batch_size": 512},
+            {"hidden_dropout_prob": 0.1, "attn_dropout_prob": 0.1, "train_batch_size": 512},
+        ],
+    ),
+}
+DEFAULT_MODELS = [
+    "SASRec",
+    "SASRec-tuned",
+    "BERT4Rec",
+    "InstructRec-zeroshot",
+    "InstructRec-LoRA",
+]
 BASELINE_SETTINGS = {
-    # RecBole's defaults, bounded to 10 epochs: on 2 CPU cores an ml-100k SASRec epoch takes
-    # ~2.5 min (RecBole's model code; CPU dropout dominates).
-    "epochs": 10,
-    "stopping_step": 3,
+    # Trained to early stopping on validation (RecBole's own rule and patience: more than
+    # stopping_step evaluations without gain); the epoch cap is a guard that should not bind,
+    # and a row that reaches it (or a time_limit_minutes) says so in its report.
+    "epochs": 300,
+    "stopping_step": 10,
+    # An epoch runs the whole transformer over every position of every one of the ~97,000
+    # training prefixes of ml-100k, though the loss reads only the last position: its cost is
+    # linear in the padded length (benchmarks/results/baseline_epoch_cost.md). 20 items, twice
+    # the LLM's history (max_history_items: 10), makes a converged run affordable on 2 cores.
+    "MAX_ITEM_LIST_LENGTH": 20,
     "train_neg_sample_args": None,
     # No item features: RecBole's sequential loader would join them onto every item of every
     # history (~50x slower epochs) though ID models never read them. The .item file's ids are
@@ -197,46 +224,47 @@ def _as_tokens(candidates, test_dataset):
 
 
 def resolve_model(name):
-    """(RecBole model, variant settings) of a benchmark row name.
+    """(RecBole model, variant settings, validation grid) of a benchmark row name.
 
     A variant name may carry a suffix to tell two configurations apart, e.g.
-    ``InstructRec-LoRA-120steps`` with its settings from ``--model-config``.
+    ``InstructRec-LoRA-120steps`` with its settings from ``--model-config``. The grid is a list
+    of settings to choose from on validation (one empty point for an untuned row).
     """
+    for variant in sorted(TUNED_VARIANTS, key=len, reverse=True):
+        if name == variant or name.startswith(variant + "-"):
+            model_name, grid = TUNED_VARIANTS[variant]
+            return model_name, {}, grid
     for variant in sorted(VARIANTS, key=len, reverse=True):
         if name == variant or name.startswith(variant + "-"):
-            return VARIANTS[variant]
-    return name, {}
+            return (*VARIANTS[variant], [{}])
+    return name, {}, [{}]
 
 
 def _run_one(
     name, dataset, common, overrides, tokens, protocol, ks, scores_file, train_counts, checkpoints
 ):
-    model_name, variant = resolve_model(name)
+    model_name, variant, grid = resolve_model(name)
     settings = {**common}
     if model_name != "InstructRec":
         settings.update(BASELINE_SETTINGS)
     settings.update(variant)
-    settings.update(overrides)
     settings = {k: _row_checkpoint(name, k, v, checkpoints) for k, v in settings.items()}
-    # A row may evaluate a model trained elsewhere (e.g. by run_recbole) instead of training.
-    trained = settings.pop("trained_checkpoint", None)
-    if trained and not os.path.isfile(str(trained)):
-        raise ValueError(
-            f"Row {name}: trained_checkpoint={trained!r} does not exist; give the file that "
-            "run_recbole saved under checkpoint_dir."
-        )
-    config, (train, valid, test), _, test_dataset = _prepare(model_name, dataset, settings)
-    init_seed(config["seed"], config["reproducibility"])
-    model = get_model(model_name)(config, train._dataset).to(config["device"])
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
+    overrides = {k: _row_checkpoint(name, k, v, checkpoints) for k, v in overrides.items()}
     start = time.time()
-    if trained:
-        trainer.saved_model_file = str(trained)
-        _load_best(trainer, model)
-    elif config["epochs"] > 0:
-        trainer.fit(train, valid, saved=True, show_progress=True)
-        _load_best(trainer, model)
+    tried = []
+    for point in grid:
+        trained = _train_row(name, model_name, dataset, {**settings, **point, **overrides})
+        tried.append((point, trained))
+    # Validation alone picks the grid point (RecBole's best_valid_score of each point).
+    point, (config, model, trainer, (train, valid, test), test_dataset, convergence) = max(
+        tried,
+        key=lambda t: (t[1][5] or {}).get("best_valid_score") or float("-inf"),
+    )
+    grid_record = (
+        [{"settings": p, "convergence": t[5]} for p, t in tried] if len(grid) > 1 else None
+    )
+    del tried
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if getattr(model, "fusion_weight_unfitted", lambda: False)():
         trainer.fit_fusion_weight(valid)  # without training; fit() does it after training
     train_time = time.time() - start
@@ -264,12 +292,16 @@ def _run_one(
             **_rank_summary(positive_ranks(llm_scores), ks, cold),
         }
     return {
-        "checkpoint": trainer.saved_model_file if trained or config["epochs"] > 0 else None,
+        "checkpoint": (
+            trainer.saved_model_file if os.path.isfile(str(trainer.saved_model_file)) else None
+        ),
         "fusion_weight": getattr(model, "fusion_weight", None),
         "scores_file": scores_file if tokens is not None else None,
         "model": name,
         "recbole_model": model_name,
-        "settings": {k: _jsonable(v) for k, v in {**variant, **overrides}.items()},
+        "settings": {k: _jsonable(v) for k, v in {**variant, **point, **overrides}.items()},
+        "convergence": convergence,
+        "validation_grid": grid_record,
         **_rank_summary(ranks, ks, cold),
         "candidates_sha256": digest,
         "train_seconds": round(train_time, 1),
@@ -277,6 +309,42 @@ def _run_one(
         "trainable_parameters": int(trainable),
         **extra,
     }
+
+
+def _train_row(name, model_name, dataset, settings):
+    """(config, model, trainer, loaders, test dataset, convergence record) of one setting: a
+    baseline trained to early stopping, InstructRec by its own trainer, or a saved model."""
+    settings = dict(settings)
+    time_limit = settings.pop("time_limit_minutes", None)
+    # A row may evaluate a model trained elsewhere (e.g. by run_recbole) instead of training.
+    trained = settings.pop("trained_checkpoint", None)
+    if trained and not os.path.isfile(str(trained)):
+        raise ValueError(
+            f"Row {name}: trained_checkpoint={trained!r} does not exist; give the file that "
+            "run_recbole saved under checkpoint_dir."
+        )
+    config, loaders, _, test_dataset = _prepare(model_name, dataset, settings)
+    train, valid, _ = loaders
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(model_name)(config, train._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
+    convergence = None
+    if trained:
+        trainer.saved_model_file = str(trained)
+        _load_best(trainer, model)
+    elif config["epochs"] > 0 and model_name != "InstructRec":
+        limit = None if time_limit is None else 60 * float(time_limit)
+        convergence = fit_to_convergence(trainer, train, valid, limit)
+        _log(
+            f"  {name}: {convergence['stop_reason']} after {convergence['epochs_run']} epochs, "
+            f"best epoch {convergence['best_epoch']} ({convergence['valid_metric']} "
+            f"{convergence['best_valid_score']})"
+        )
+        _load_best(trainer, model)
+    elif config["epochs"] > 0:
+        trainer.fit(train, valid, saved=True, show_progress=True)
+        _load_best(trainer, model)
+    return config, model, trainer, loaders, test_dataset, convergence
 
 
 def _rank_summary(ranks, ks, cold):
