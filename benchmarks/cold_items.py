@@ -31,9 +31,9 @@ from recbole_instructrec.bench.cold_items import (  # noqa: E402
     counts_from_atomic,
     popularity_buckets,
 )
-from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics  # noqa: E402
 from recbole_instructrec.bench.report import run_info, save_report  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
+from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics  # noqa: E402
 
 
 def _score_files(folders, dataset):
@@ -75,7 +75,7 @@ def main():
     buckets = {k: m for k, m in popularity_buckets(targets, counts).items() if m.any()}
     rows = {}
     for model, model_scores in scores.items():
-        ranks = positive_ranks(model_scores)
+        ranks = positive_ranks(model_scores, model)
         rows[model] = {
             "n_users": len(ranks),
             "n_cold": int(cold.sum()),

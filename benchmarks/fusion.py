@@ -1,5 +1,9 @@
 """Score fusion of two benchmark rows on the same stored candidates (no model is re-run).
 
+ANALYSIS ONLY: the weight is fitted on test users (cross-fitted halves), so these numbers never
+stand in a headline table. A headline fused row fits its weight on validation users inside the
+model (``fusion_model``; ``instructrec bench --models SASRec,InstructRec-LoRA-fused``).
+
 Per user, each model's candidate scores are standardised (z-scores over its candidates), then
 fused = (1 - w) * z_a + w * z_b. The weight is cross-fitted: users are split in two seeded
 halves, w is chosen on one half (grid, best NDCG@5) and scored on the other, and the other way
@@ -27,9 +31,9 @@ from recbole_instructrec.bench.cold_items import (  # noqa: E402
     cold_mask,
     counts_from_atomic,
 )
-from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics  # noqa: E402
 from recbole_instructrec.bench.report import run_info  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
+from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics  # noqa: E402
 
 GRID = np.round(np.linspace(0, 1, 21), 2)
 
@@ -57,7 +61,12 @@ def fuse(path_a, path_b, seed=0, ks=(1, 3, 5), rare_counts=None):
     za = _z(np.stack([a[u][1] for u in users]))
     zb = _z(np.stack([b[u][1] for u in users]))
     halves = np.random.default_rng(seed).permutation(len(users)) % 2
-    result = {"a": path_a, "b": path_b, "users": len(users)}
+    result = {
+        "a": path_a,
+        "b": path_b,
+        "users": len(users),
+        "weight_fitted_on": "test users, cross-fitted halves: analysis only, not a headline number",
+    }
     plain, result["weights_of_b_per_fold"] = _cross_fit(
         za, zb, halves, None, [(w, w) for w in GRID]
     )

@@ -32,8 +32,8 @@ def main():
 
     import recbole_instructrec  # noqa: F401
     from recbole_instructrec import InstructRec
-    from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
     from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
+    from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics
 
     config = Config(
         model="InstructRec", dataset="ml-100k", config_dict={"lora_r": 0, "state": "ERROR"}

@@ -18,9 +18,9 @@ from recbole_instructrec.bench.cold_items import (
     popularity_buckets,
     training_counts,
 )
-from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
 from recbole_instructrec.bench.user_sample import sample_users
 from recbole_instructrec.scoring.fusion import FUSION_GRID
+from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics
 
 
 def test_user_sample_is_deterministic_and_taken_before_the_split(tmp_path):
@@ -90,7 +90,20 @@ def test_benchmark_uses_identical_candidates_and_writes_results(tmp_path, tiny_l
     stored = [json.loads(line) for line in candidate_file.read_text().splitlines()]
     assert len(stored) == records[0]["n_test_users"]
     assert all(len(r["items"]) == 10 and len(set(r["items"])) == 10 for r in stored)
-    assert "| tiny (uni9) |" in (out / "bench-tiny.md").read_text()
+    report = (out / "bench-tiny.md").read_text()
+    assert "| tiny (uni9) |" in report
+    # The baseline trained to early stopping (or said why not), and its record says how.
+    convergence = records[0]["convergence"]
+    assert convergence["stop_reason"] in ("early stopping", "epoch limit", "time limit")
+    assert convergence["epochs_run"] == len(convergence["curve"]) >= 1
+    assert "epoch limit, best epoch 0 of 1 (not converged)" in report
+    # Every row is set against SASRec with a paired interval and a p-value.
+    paired = payload["paired"]["tiny (uni9)"]
+    assert paired["references"]["SASRec"] == "SASRec"
+    for row in paired["rows"][1:]:
+        hit = row["against"]["SASRec"]["hit@1"]
+        assert hit["ci95"][0] <= hit["difference"] <= hit["ci95"][1] and 0 <= hit["p"] <= 1
+    assert "Against SASRec" in report
     # Every model is also reported on the same cold-item slice.
     slices = {(r["cold_slice"]["n_test_users"]) for r in records}
     assert len(slices) == 1 and 0 < slices.pop() <= records[0]["n_test_users"]
@@ -192,7 +205,8 @@ def test_a_row_can_evaluate_a_model_trained_by_run_recbole(tmp_path, tiny_llm, s
 def test_variant_names_take_a_suffix_and_combine_the_hybrid_settings():
     from recbole_instructrec.bench.runner import resolve_model
 
-    model, settings = resolve_model("InstructRec-Hybrid-gated-fused-400steps")
+    model, settings, grid = resolve_model("InstructRec-Hybrid-gated-fused-400steps")
+    assert grid == [{}]
     assert model == "InstructRec"
     assert settings == {
         "item_id_tokens": True,
@@ -202,7 +216,10 @@ def test_variant_names_take_a_suffix_and_combine_the_hybrid_settings():
     }
     assert resolve_model("InstructRec-Hybrid-gated")[1]["item_token_min_interactions"] == 6
     assert "fusion_model" not in resolve_model("InstructRec-Hybrid-gated")[1]
-    assert resolve_model("SASRec") == ("SASRec", {})
+    assert resolve_model("SASRec") == ("SASRec", {}, [{}])
+    # The tuned row is a validation grid of SASRec settings.
+    model, settings, grid = resolve_model("SASRec-tuned")
+    assert model == "SASRec" and settings == {} and len(grid) > 1
 
 
 def _fusion_script():

@@ -128,3 +128,18 @@ def test_recommending_from_a_retriever_fills_top_k_with_unseen_items(
     result = recommender.recommend(user="u1", top_k=5)
     ids = {recommender.dataset.token2id("item_id", r["item_id"]) for r in result.items}
     assert len(ids) == 5 and not ids & history
+
+
+def test_a_retriever_with_shorter_histories_reads_the_most_recent_items():
+    import torch
+    from recbole.data.interaction import Interaction
+
+    from recbole_instructrec.scoring.retriever import recent_history
+
+    class Retriever:
+        max_seq_length, ITEM_SEQ, ITEM_SEQ_LEN = 3, "seq", "len"
+
+    seq = torch.tensor([[1, 2, 3, 4, 5, 0], [7, 8, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    cut = recent_history(Interaction({"seq": seq, "len": torch.tensor([5, 2, 6])}), Retriever())
+    assert cut["seq"].tolist() == [[3, 4, 5], [7, 8, 0], [4, 5, 6]]
+    assert cut["len"].tolist() == [3, 2, 3]

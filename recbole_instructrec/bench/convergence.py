@@ -27,8 +27,9 @@ def fit_to_convergence(trainer, train_data, valid_data, time_limit_s=None):
 
     def watched_train_epoch(data, epoch_idx, *args, **kwargs):
         # Checked before an epoch starts, so the limit never cuts an epoch in half and the
-        # best checkpoint so far stays the one validation chose.
-        if time_limit_s is not None and time.time() - start > time_limit_s:
+        # best checkpoint so far stays the one validation chose; the first epoch always runs,
+        # so there is a checkpoint to load.
+        if curve and time_limit_s is not None and time.time() - start > time_limit_s:
             raise _TimeLimitReached
         loss = train_epoch(data, epoch_idx, *args, **kwargs)
         total = sum(loss) if isinstance(loss, tuple) else loss

@@ -12,7 +12,6 @@ import gc
 import json
 import os
 import time
-from logging import getLogger
 
 import numpy as np
 import torch
@@ -22,11 +21,12 @@ from recbole.utils import get_model, get_trainer, init_logger, init_seed
 from tqdm import tqdm
 
 from recbole_instructrec.bench import candidates as cand
-from recbole_instructrec.bench import cold_items
+from recbole_instructrec.bench import cold_items, comparison
 from recbole_instructrec.bench.convergence import fit_to_convergence
-from recbole_instructrec.bench.metrics import positive_ranks, ranking_metrics
 from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 from recbole_instructrec.bench.user_sample import sample_users
+from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics
+from recbole_instructrec.scoring.retriever import read_checkpoint
 
 # Issue 8's building blocks: item tokens from the SASRec row of the same run ("@<row>" names the
 # checkpoint another row wrote); items SASRec barely saw (the cold slice's) sharing one learned
@@ -277,7 +277,9 @@ def _run_one(
         ids = _to_ids(tokens, test_dataset)
         digest = cand.candidate_hash(ids, test_dataset)
         scores, llm_scores = _sampled_scores(model, test_dataset, ids, config["eval_batch_size"])
-        ranks = positive_ranks(scores)
+        user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
+        users = user_tokens[test_dataset.inter_feat[test_dataset.uid_field].numpy()]
+        ranks = positive_ranks(scores, name, users)
         _save_scores(scores_file, scores, ids, test_dataset)
     eval_time = time.time() - start
     item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
@@ -289,7 +291,7 @@ def _run_one(
         _save_scores(llm_file, llm_scores, ids, test_dataset)
         extra["before_fusion"] = {
             "scores_file": llm_file,
-            **_rank_summary(positive_ranks(llm_scores), ks, cold),
+            **_rank_summary(positive_ranks(llm_scores, f"{name} before fusion", users), ks, cold),
         }
     return {
         "checkpoint": (
@@ -323,6 +325,10 @@ def _train_row(name, model_name, dataset, settings):
             f"Row {name}: trained_checkpoint={trained!r} does not exist; give the file that "
             "run_recbole saved under checkpoint_dir."
         )
+    if trained and model_name != "InstructRec":
+        # A saved baseline is evaluated with the history length it was trained with.
+        saved_config = read_checkpoint(trained, "trained_checkpoint")["config"]
+        settings["MAX_ITEM_LIST_LENGTH"] = saved_config["MAX_ITEM_LIST_LENGTH"]
     config, loaders, _, test_dataset = _prepare(model_name, dataset, settings)
     train, valid, _ = loaders
     init_seed(config["seed"], config["reproducibility"])
@@ -465,18 +471,36 @@ def _full_ranks(model, test_dataset, test_loader, config):
 
 
 def write_results(records, run_info, out_dir, stem, quiet=False):
+    paired = _paired_comparisons(records)
     table = save_report(
         out_dir,
         stem,
-        {"run": run_info, "results": records},
-        markdown_table(records, run_info),
+        {"run": run_info, "results": records, "paired": paired},
+        markdown_table(records, run_info, paired),
         quiet,
     )
-    _chart(records, os.path.join(out_dir, f"{stem}.png"))
+    _chart(records, paired, os.path.join(out_dir, f"{stem}.png"))
     return table
 
 
-def markdown_table(records, run_info):
+def _groups(records):
+    groups = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["protocol"]), []).append(r)
+    return groups
+
+
+def _paired_comparisons(records):
+    """Per dataset and sampled protocol, every row against SASRec and the best baseline."""
+    paired = {}
+    for (dataset, protocol), rows in _groups(records).items():
+        rows = [r for r in rows if r.get("scores_file")]
+        if len(rows) > 1:
+            paired[f"{dataset} ({protocol})"] = comparison.compare_rows(rows)
+    return paired
+
+
+def markdown_table(records, run_info, paired=None):
     metric_keys = sorted(
         {k for r in records for k in r["metrics"]},
         key=lambda k: (k.split("@")[0] != "hit", int(k.split("@")[1])),
@@ -485,6 +509,7 @@ def markdown_table(records, run_info):
         "dataset",
         "users",
         "model",
+        "training",
         *metric_keys,
         "train s",
         "eval s",
@@ -500,6 +525,7 @@ def markdown_table(records, run_info):
             f"{r['dataset']} ({r['protocol']})",
             str(r["n_test_users"]),
             r["model"],
+            comparison.training_summary(r),
             *[f"{r['metrics'][k]:.4f}" if k in r["metrics"] else "" for k in metric_keys],
             f"{r['train_seconds']:.0f}",
             f"{r['eval_seconds']:.0f}",
@@ -507,6 +533,8 @@ def markdown_table(records, run_info):
             (r["candidates_sha256"] or "full ranking")[:12],
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    for group, result in (paired or {}).items():
+        lines += ["", f"Paired comparisons, {group}:", *comparison.markdown_lines(result)]
     lines += cold_slice_table(records)
     return lines
 
@@ -534,32 +562,21 @@ def cold_slice_table(records):
     return lines
 
 
-def _chart(records, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        getLogger().warning(
-            "matplotlib is not installed: no chart written (pip install matplotlib)"
-        )
+def _chart(records, paired, path):
+    plt = comparison._pyplot()
+    if plt is None:
         return
-    groups = sorted({(r["dataset"], r["protocol"]) for r in records})
-    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
-    for ax, (dataset, protocol) in zip(axes[0], groups):
-        rows = [r for r in records if r["dataset"] == dataset and r["protocol"] == protocol]
-        keys = [k for k in HEADLINE if k in rows[0]["metrics"]] or list(rows[0]["metrics"])[:2]
-        width = 0.8 / len(keys)
-        x = np.arange(len(rows))
-        for j, key in enumerate(keys):
-            values = [r["metrics"][key] for r in rows]
-            bars = ax.bar(x + j * width, values, width, label=key)
-            ax.bar_label(bars, fmt="%.3f", fontsize=7)
-        ax.set_xticks(x + width * (len(keys) - 1) / 2, [r["model"] for r in rows], rotation=15)
-        ax.set_ylim(0, 1)
-        ax.set_title(f"{dataset}, {protocol}, {rows[0]['n_test_users']} test users")
-        ax.legend()
+    groups = _groups(records)
+    fig, axes = plt.subplots(
+        1,
+        len(groups),
+        figsize=(max(6, 1.3 * max(map(len, groups.values()))) * len(groups), 4.5),
+        squeeze=False,
+    )
+    for ax, ((dataset, protocol), rows) in zip(axes[0], sorted(groups.items())):
+        result = paired.get(f"{dataset} ({protocol})")
+        shown = result["rows"] if result else rows
+        comparison.draw(ax, shown, f"{dataset}, {protocol}, {rows[0]['n_test_users']} test users")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

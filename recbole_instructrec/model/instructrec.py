@@ -52,7 +52,11 @@ from recbole_instructrec.scoring.item_tokens import (
     learned_item_table,
 )
 from recbole_instructrec.scoring.lora import attach_lora
-from recbole_instructrec.scoring.retriever import load_retriever, retrieve_top_k
+from recbole_instructrec.scoring.retriever import (
+    load_retriever,
+    recent_history,
+    retrieve_top_k,
+)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -348,7 +352,7 @@ class InstructRec(SequentialRecommender):
     def _fusion_scores(self, interaction):
         model = self._fusion_model[0].to(interaction[self.ITEM_SEQ].device)
         with torch.no_grad():
-            return model.predict(interaction).float()
+            return model.predict(recent_history(interaction, model)).float()
 
     def _llm_predict(self, interaction):
         """(each user's rows, the LLM's score of every row)."""

@@ -88,6 +88,17 @@ def instructrec_main(argv=None):
     bench.add_argument("--out", default="benchmarks/results", help="output folder")
     bench.add_argument("--seed", type=int, default=2020)
     bench.add_argument("--tag", default=None, help="name of the result files (default: time)")
+    compare = commands.add_parser(
+        "compare",
+        help="rows of benchmark runs, paired over users on the same stored candidates",
+    )
+    compare.add_argument(
+        "--results", action="append", required=True, metavar="bench-*.json", help="(repeatable)"
+    )
+    compare.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
+    compare.add_argument("--title", default="", help="chart title, e.g. the dataset")
+    compare.add_argument("--out", default="benchmarks/results", help="output folder")
+    compare.add_argument("--tag", required=True, help="name of the result files")
     convert = commands.add_parser(
         "convert-amazon", help="Amazon Review Data 2018 files -> RecBole atomic files with titles"
     )
@@ -115,6 +126,9 @@ def instructrec_main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "recommend":
         _recommend(args)
+        return
+    if args.command == "compare":
+        _compare(args, argv)
         return
     if args.command == "convert-amazon":
         from recbole_instructrec.data.amazon2018 import convert as convert_amazon
@@ -144,6 +158,36 @@ def instructrec_main(argv=None):
             tag=args.tag,
             command="instructrec " + " ".join(argv),
         )
+
+
+def _compare(args, argv):
+    import os
+
+    from recbole_instructrec.bench import comparison
+    from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
+
+    names = [n for n in (args.rows or "").split(",") if n] or None
+    try:
+        rows = comparison.load_rows(args.results, names)
+        result = comparison.compare_rows(rows)
+    except comparison.ComparisonError as error:
+        raise SystemExit(f"instructrec compare: {error}") from None
+    info = run_info("instructrec " + " ".join(argv))
+    sources = [
+        {"model": r["model"], "result_file": r["result_file"], "commit": r["run"]["commit"]}
+        for r in rows
+    ]
+    lines = provenance_lines(info) + [
+        f"{args.title or 'Comparison'}: {result['n_users']} test users, the same stored "
+        f"candidates in every row (sha256 {rows[0].get('candidates_sha256', '')[:12]}).",
+        *comparison.markdown_lines(result),
+        "",
+        "Where each row comes from (its benchmark file and the commit that ran it):",
+        "",
+        *[f"- {s['model']}: `{s['result_file']}`, commit `{s['commit'][:10]}`" for s in sources],
+    ]
+    save_report(args.out, args.tag, {"run": info, "sources": sources, **result}, lines)
+    comparison.chart(result, os.path.join(args.out, f"{args.tag}.png"), args.title)
 
 
 def _recommend(args):

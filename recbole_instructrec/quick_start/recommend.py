@@ -29,6 +29,8 @@ from recbole.data import create_dataset
 from recbole_instructrec.model import InstructRec
 from recbole_instructrec.prompts.templates import get_template
 from recbole_instructrec.scoring.fusion import FusionError, fuse
+from recbole_instructrec.scoring.ranking import ranked_order
+from recbole_instructrec.scoring.retriever import recent_history
 from recbole_instructrec.trainer import checkpoint as ckpt
 
 # Settings a checkpoint carries over to the recommender (the rest are training details).
@@ -90,6 +92,7 @@ class ScoredPool:
     history: list = field(default_factory=list)  # titles used as the history, oldest first
     unmatched: list = field(default_factory=list)
     prompt: str = ""
+    user: str = None  # the request's user, named if a score cannot be ranked
 
 
 class Recommender:
@@ -188,7 +191,8 @@ class Recommender:
 
     def _fusion_scores(self, history, pool):
         model = self.model._fusion_model[0]
-        scores = model.full_sort_predict(self._history_interaction(history)).float()
+        interaction = recent_history(self._history_interaction(history), model)
+        scores = model.full_sort_predict(interaction).float()
         return scores[0, torch.as_tensor(pool, dtype=torch.long)].cpu()
 
     def match_titles(self, titles):
@@ -260,6 +264,7 @@ class Recommender:
             plans.append(self.model.prompts.plan(history, pool))
         scored = self.model._score_plans(plans, self.model._inference_scorer())
         return ScoredPool(
+            user=user,
             pool=pool,
             llm_scores=scored[0][0].float().cpu(),
             uninstructed_scores=scored[1][0].float().cpu() if guided else None,
@@ -288,7 +293,9 @@ class Recommender:
         if guidance and scored.uninstructed_scores is not None:
             effect = scored.llm_scores - scored.uninstructed_scores
             scores = fuse(scores, effect, guidance)
-        order = scores.argsort(descending=True)[:top_k].tolist()
+        order = ranked_order(scores.cpu().numpy(), "InstructRec", scored.user or "given by titles")[
+            :top_k
+        ].tolist()
         tokens = self.dataset.field2id_token[self.dataset.iid_field]
         items = []
         for rank, i in enumerate(order, 1):

@@ -6,10 +6,11 @@ every user. The weight is fitted on the validation set (:func:`fit_weight`) from
 a grid rather than an optimiser because the ranking metrics are step functions of the weight.
 """
 
-import math
 import re
 
 import torch
+
+from recbole_instructrec.scoring.ranking import metric_of_ranks, positive_ranks
 
 # 0 is the LLM alone; 100 is the retriever alone, in effect (the LLM only breaks its ties).
 FUSION_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0)
@@ -42,16 +43,6 @@ def parse_metric(valid_metric):
     return match.group(1), int(match.group(2))
 
 
-def _metric_of_rank(rank, name, k):
-    if rank > k:
-        return 0.0
-    if name == "ndcg":
-        return 1.0 / math.log2(rank + 1)
-    if name == "mrr":
-        return 1.0 / rank
-    return 1.0  # hit, and recall with one relevant item
-
-
 def fit_weight(groups, valid_metric, grid=FUSION_GRID):
     """The grid weight with the best mean ``valid_metric`` over ``groups``, and every weight's
     value. Each group is one user's (LLM scores, retriever scores), the positive first; ties
@@ -64,11 +55,10 @@ def fit_weight(groups, valid_metric, grid=FUSION_GRID):
     name, k = parse_metric(valid_metric)
     table = {}
     for weight in grid:
-        total = 0.0
-        for llm, retriever in groups:
-            fused = fuse(llm, retriever, weight)
-            rank = 1 + int((fused[1:] > fused[0]).sum())
-            total += _metric_of_rank(rank, name, k)
-        table[weight] = total / len(groups)
+        ranks = [
+            positive_ranks(fuse(llm, retriever, weight)[None].cpu().numpy(), "score fusion")[0]
+            for llm, retriever in groups
+        ]
+        table[weight] = float(metric_of_ranks(ranks, name, k).mean())
     best = max(table.values())
     return next(w for w in grid if table[w] == best), table

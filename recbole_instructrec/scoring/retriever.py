@@ -17,9 +17,8 @@ class RetrieverError(ValueError):
     """A ``candidate_model`` that cannot serve this dataset; the message says why."""
 
 
-def load_retriever(path, dataset, setting="candidate_model"):
-    from recbole.utils import get_model
-
+def read_checkpoint(path, setting="candidate_model"):
+    """A RecBole checkpoint's dict (config, state_dict, ...), unpickled with the allowlist."""
     if not os.path.isfile(str(path)):
         raise RetrieverError(
             f"{setting}={path!r} does not exist. Give the .pth file that run_recbole saved "
@@ -29,8 +28,9 @@ def load_retriever(path, dataset, setting="candidate_model"):
         checkpoint = torch.load(
             path, map_location="cpu", weights_only=False, pickle_module=RestrictedPickle
         )
-        config = checkpoint["config"]
-        state = checkpoint["state_dict"]
+        missing = {"config", "state_dict"} - set(checkpoint)
+        if missing:
+            raise KeyError(f"no {sorted(missing)}")
     except UnsafeCheckpointError as err:
         raise RetrieverError(f"{setting}={path!r}: {err}") from err
     except Exception as err:
@@ -38,6 +38,14 @@ def load_retriever(path, dataset, setting="candidate_model"):
             f"{setting}={path!r} is not a RecBole checkpoint ({type(err).__name__}: {err}). "
             "It must be a .pth file written by RecBole's trainer."
         ) from err
+    return checkpoint
+
+
+def load_retriever(path, dataset, setting="candidate_model"):
+    from recbole.utils import get_model
+
+    checkpoint = read_checkpoint(path, setting)
+    config, state = checkpoint["config"], checkpoint["state_dict"]
     if config["dataset"] != dataset.dataset_name:
         raise RetrieverError(
             f"{setting}={path!r} was trained on dataset '{config['dataset']}', not "
@@ -58,6 +66,26 @@ def load_retriever(path, dataset, setting="candidate_model"):
     return model.eval()
 
 
+def recent_history(interaction, retriever):
+    """``interaction`` with each history cut to the retriever's own ``MAX_ITEM_LIST_LENGTH``
+    (its most recent items). A retriever trained on shorter histories than InstructRec's has
+    no position embeddings beyond its own length, and it learned from its most recent items."""
+    from recbole.data.interaction import Interaction
+
+    limit = getattr(retriever, "max_seq_length", None)
+    seq_field, len_field = retriever.ITEM_SEQ, retriever.ITEM_SEQ_LEN
+    sequences = interaction[seq_field]
+    if limit is None or sequences.shape[1] <= limit:
+        return interaction
+    lengths = interaction[len_field]
+    kept = lengths.clamp(max=limit)
+    # Histories are left-aligned (padding at the end): a row's recent items end at its length.
+    positions = (lengths - kept)[:, None] + torch.arange(limit, device=sequences.device)[None]
+    recent = sequences.gather(1, positions.clamp(max=sequences.shape[1] - 1))
+    recent = torch.where(positions < lengths[:, None], recent, torch.zeros_like(recent))
+    return Interaction({**interaction.interaction, seq_field: recent, len_field: kept})
+
+
 def retrieve_top_k(retriever, interaction, k, exclude=None):
     """(all scores, indices of the top ``k`` items): the padding item never counts, and
     ``exclude`` (one list of item ids per row) is left out too.
@@ -67,7 +95,8 @@ def retrieve_top_k(retriever, interaction, k, exclude=None):
     ``exclude``: the two stages then rank under exactly the retriever's rules.
     """
     with torch.no_grad():
-        scores = retriever.full_sort_predict(interaction).float().clone()
+        scores = retriever.full_sort_predict(recent_history(interaction, retriever)).float()
+        scores = scores.clone()
     scores[:, 0] = float("-inf")
     for row, items in enumerate(exclude or []):
         if len(items):

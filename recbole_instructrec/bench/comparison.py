@@ -1,0 +1,217 @@
+"""Rows of one or several benchmark runs, compared user by user on the same stored candidates.
+
+A row is a benchmark record (``bench-*.json``) and the per-user score file it wrote. Every row
+of a comparison must hold the same users with the same candidates in the same order (the files
+are checked, not trusted). Each row is ranked by the one rule of :mod:`..scoring.ranking`, and
+set against SASRec and against the best baseline, the RecBole baseline with the best
+*validation* score (never chosen on test), with the paired statistics of :mod:`.paired`.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from recbole_instructrec.bench import paired
+from recbole_instructrec.scoring.ranking import metric_of_ranks, positive_ranks
+
+HEADLINE = (("hit", 1), ("ndcg", 5))
+REFERENCE = "SASRec"
+
+
+class ComparisonError(ValueError):
+    """Rows that cannot be compared; the message says which and why."""
+
+
+def load_rows(result_files, names=None):
+    """Records named ``names`` (all when None) from bench JSON files, in the order asked; a
+    name found in several files is taken from the first file that has it."""
+    found = {}
+    for path in result_files:
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+        for record in payload["results"]:
+            entry = {**record, "result_file": os.path.relpath(path), "run": payload["run"]}
+            found.setdefault(record["model"], entry)
+    missing = [n for n in names or () if n not in found]
+    if missing:
+        raise ComparisonError(
+            f"rows {missing} are in none of {list(result_files)}; the rows there are "
+            f"{sorted(found)}"
+        )
+    return [found[n] for n in names] if names else list(found.values())
+
+
+def read_scores(path, model):
+    """(users, candidates, scores) of a score file, sorted by user."""
+    if not path or not os.path.isfile(path):
+        raise ComparisonError(
+            f"row {model}: its score file {path!r} does not exist; compare rows of a sampled "
+            "protocol (uni9, uni99, pop99) from the folder where the benchmark wrote them."
+        )
+    with open(path, encoding="utf-8") as f:
+        records = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["user"])
+    users = [r["user"] for r in records]
+    return users, [r["items"] for r in records], np.array([r["scores"] for r in records])
+
+
+def compare_rows(rows, seed=0):
+    """Per row: its metrics with their own 95 % intervals, and the paired comparison with
+    SASRec and with the best baseline. Raises :class:`ComparisonError` when the rows were
+    not scored on the same users and candidates."""
+    per_user, tied, reference_candidates = {}, {}, None
+    for row in rows:
+        users, candidates, scores = read_scores(row["scores_file"], row["model"])
+        if reference_candidates is None:
+            reference_candidates = (users, candidates, row["model"])
+        elif (users, candidates) != reference_candidates[:2]:
+            raise ComparisonError(
+                f"rows {reference_candidates[2]} and {row['model']} were not scored on the same "
+                "users and candidates, so they cannot be compared user by user."
+            )
+        ranks = positive_ranks(scores, row["model"], users)
+        per_user[row["model"]] = {f"{n}@{k}": metric_of_ranks(ranks, n, k) for n, k in HEADLINE}
+        # Where RecBole's topk could rank differently: its tie-break is arbitrary, ours is not.
+        tied[row["model"]] = int((scores[:, 1:] == scores[:, :1]).any(axis=1).sum())
+    references = _references(rows)
+    results = []
+    for row in rows:
+        values = per_user[row["model"]]
+        entry = {
+            "model": row["model"],
+            "result_file": row.get("result_file"),
+            "scores_file": row["scores_file"],
+            "candidates_sha256": row.get("candidates_sha256"),
+            "training": training_summary(row),
+            "metrics": {m: float(v.mean()) for m, v in values.items()},
+            "ci95": {m: paired.bootstrap_interval(v, seed) for m, v in values.items()},
+            "users_with_a_tied_positive": tied[row["model"]],
+            "against": {},
+        }
+        for role, reference in references.items():
+            if reference != row["model"]:
+                entry["against"][role] = {
+                    "model": reference,
+                    **paired.compare(values, per_user[reference], seed),
+                }
+        results.append(entry)
+    return {"n_users": len(reference_candidates[0]), "references": references, "rows": results}
+
+
+def _references(rows):
+    baselines = [r for r in rows if r.get("recbole_model", r["model"]) != "InstructRec"]
+    validated = [r for r in baselines if (r.get("convergence") or {}).get("best_valid_score")]
+    references = {}
+    if any(r["model"] == REFERENCE for r in rows):
+        references["SASRec"] = REFERENCE
+    if validated:
+        best = max(validated, key=lambda r: r["convergence"]["best_valid_score"])
+        references["best baseline (by validation)"] = best["model"]
+    return references
+
+
+def training_summary(row):
+    """How a row was trained, in a few words: a baseline's epochs and why it stopped."""
+    convergence = row.get("convergence")
+    if convergence:
+        text = (
+            f"{convergence['stop_reason']}, best epoch {convergence['best_epoch']} "
+            f"of {convergence['epochs_run']}"
+        )
+        return text if convergence["stop_reason"] == "early stopping" else f"{text} (not converged)"
+    if row.get("recbole_model", row["model"]) == "InstructRec":
+        return "InstructRec trainer"
+    return "no convergence record (trained before it was kept)"
+
+
+def markdown_lines(comparison, rows_note=""):
+    """The comparison as Markdown: one table per reference row."""
+    lines = []
+    for role, reference in comparison["references"].items():
+        lines += [
+            "",
+            f"Against {role}: **{reference}**. Paired over {comparison['n_users']} test users; "
+            "difference [95 % bootstrap interval], p of McNemar's exact test (hit@1) and of "
+            "the Wilcoxon signed-rank test (ndcg@5). **Bold**: the interval excludes zero.",
+            "",
+            "| model | training | hit@1 | ndcg@5 | Δ hit@1 | p | Δ ndcg@5 | p | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in comparison["rows"]:
+            cells = [row["model"], row["training"]]
+            cells += [f"{row['metrics'][m]:.4f}" for m in ("hit@1", "ndcg@5")]
+            against = row["against"].get(role)
+            if against is None:
+                cells += ["reference", "", "", "", ""]
+            else:
+                for metric in ("hit@1", "ndcg@5"):
+                    cells += [_difference(against[metric]), _p(against[metric]["p"])]
+                cells.append(_verdict(against))
+            lines.append("| " + " | ".join(cells) + " |")
+    if rows_note:
+        lines += ["", rows_note]
+    return lines
+
+
+def _difference(entry):
+    low, high = entry["ci95"]
+    text = f"{entry['difference']:+.4f} [{low:+.4f}, {high:+.4f}]"
+    return f"**{text}**" if entry["verdict"] != "no measurable difference" else text
+
+
+def _p(p):
+    return f"{p:.2g}" if p >= 0.001 else "<0.001"
+
+
+def _verdict(against):
+    verdicts = {against[m]["verdict"] for m in ("hit@1", "ndcg@5")}
+    if verdicts == {"no measurable difference"}:
+        return "no measurable difference"
+    return " / ".join(f"{against[m]['verdict']} on {m}" for m in ("hit@1", "ndcg@5"))
+
+
+def chart(comparison, path, title):
+    """Each row's hit@1 and ndcg@5 with its 95 % bootstrap interval, in a PNG."""
+    plt = _pyplot()
+    if plt is None:
+        return
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(comparison["rows"])), 4.5))
+    draw(ax, comparison["rows"], f"{title} ({comparison['n_users']} users)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def draw(ax, rows, title):
+    """Bars of hit@1 and ndcg@5 per row; error bars where a row has its ``ci95``."""
+    x = np.arange(len(rows))
+    width = 0.4
+    for j, metric in enumerate(("hit@1", "ndcg@5")):
+        values = np.array([r["metrics"].get(metric, np.nan) for r in rows])
+        errors = None
+        if all("ci95" in r for r in rows):
+            low = values - np.array([r["ci95"][metric][0] for r in rows])
+            high = np.array([r["ci95"][metric][1] for r in rows]) - values
+            errors = [low, high]
+        bars = ax.bar(x + j * width, values, width, yerr=errors, capsize=3, label=metric)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=6)
+    ax.set_xticks(x + width / 2, [r["model"] for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{title}; bars: 95 % bootstrap intervals", fontsize=9)
+    ax.legend()
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from logging import getLogger
+
+        getLogger().warning(
+            "matplotlib is not installed: no chart written (pip install matplotlib)"
+        )
+        return None
+    return plt
