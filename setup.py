@@ -62,6 +62,8 @@ setup(
         "pandas",
         "numpy",
         "pyyaml",
+        # Paired bootstrap intervals, McNemar and Wilcoxon tests of the benchmark tables.
+        "scipy>=1.15",
         "tqdm",
         # Reads the GGUF file of the embedded model.
         "gguf",

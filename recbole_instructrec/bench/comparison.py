@@ -126,8 +126,12 @@ def training_summary(row):
 
 def markdown_lines(comparison, rows_note=""):
     """The comparison as Markdown: one table per reference row."""
-    lines = []
+    lines, shown = [], set()
     for role, reference in comparison["references"].items():
+        if reference in shown:  # the best baseline is SASRec itself: one table says it all
+            lines += ["", f"The {role} is {reference}: the table above."]
+            continue
+        shown.add(reference)
         lines += [
             "",
             f"Against {role}: **{reference}**. Paired over {comparison['n_users']} test users; "
