@@ -96,7 +96,7 @@ def test_benchmark_uses_identical_candidates_and_writes_results(tmp_path, tiny_l
     convergence = records[0]["convergence"]
     assert convergence["stop_reason"] in ("early stopping", "epoch limit", "time limit")
     assert convergence["epochs_run"] == len(convergence["curve"]) >= 1
-    assert "epoch limit, best epoch 0 of 1 (not converged)" in report
+    assert "epoch limit, best epoch 0 of 1, 0 without gain (not converged)" in report
     # Every row is set against SASRec with a paired interval and a p-value.
     paired = payload["paired"]["tiny (uni9)"]
     assert paired["references"]["SASRec"] == "SASRec"

@@ -118,7 +118,12 @@ def training_summary(row):
             f"{convergence['stop_reason']}, best epoch {convergence['best_epoch']} "
             f"of {convergence['epochs_run']}"
         )
-        return text if convergence["stop_reason"] == "early stopping" else f"{text} (not converged)"
+        if convergence["stop_reason"] == "early stopping":
+            return text
+        # How far it was from stopping by itself: RecBole stops after stopping_step + 1
+        # evaluations without gain.
+        since_best = convergence["epochs_run"] - 1 - convergence["best_epoch"]
+        return f"{text}, {since_best} without gain (not converged)"
     if row.get("recbole_model", row["model"]) == "InstructRec":
         return "InstructRec trainer"
     return "no convergence record (trained before it was kept)"

@@ -69,8 +69,8 @@ def instructrec_main(argv=None):
     bench.add_argument("--datasets", default="ml-100k", help="comma-separated dataset names")
     bench.add_argument(
         "--models",
-        default="SASRec,BERT4Rec,InstructRec-zeroshot,InstructRec-LoRA",
-        help="comma-separated RecBole model names or InstructRec-zeroshot / InstructRec-LoRA",
+        default="SASRec,SASRec-tuned,BERT4Rec,InstructRec-zeroshot,InstructRec-LoRA",
+        help="comma-separated RecBole model names, SASRec-tuned, or InstructRec variants",
     )
     bench.add_argument("--protocol", default="uni9", help="uni9 (paper), uni99, pop99 or full")
     bench.add_argument("--max-users", type=int, default=None, help="deterministic user sample")
