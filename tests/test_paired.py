@@ -81,3 +81,18 @@ def test_best_baseline_is_chosen_by_validation_not_by_test(tmp_path):
     assert llm_row["against"]["best baseline (by validation)"]["hit@1"]["only_a_hits"] == 4
     text = "\n".join(comparison.markdown_lines(result))
     assert "early stopping, best epoch 3 of 14" in text and "Against best baseline" in text
+
+
+def test_two_runs_of_one_row_can_be_compared(tmp_path):
+    rows = {}
+    for index, scores in ((1, [[0.9, 0.1, 0.2]] * 4), (2, [[0.1, 0.9, 0.2]] * 4)):
+        folder = tmp_path / f"run{index}"
+        folder.mkdir()
+        record = _row(folder, "T0", scores)
+        path = tmp_path / f"bench-run{index}.json"
+        path.write_text(json.dumps({"run": {"commit": str(index)}, "results": [record]}))
+        rows[index] = str(path)
+    loaded = comparison.load_rows([rows[1], rows[2]], ["T0@1", "T0@2"])
+    assert [r["model"] for r in loaded] == ["T0 (bench-run1)", "T0 (bench-run2)"]
+    with pytest.raises(comparison.ComparisonError, match="NAME@K"):
+        comparison.load_rows([rows[1]], ["T1"])

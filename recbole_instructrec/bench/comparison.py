@@ -25,21 +25,27 @@ class ComparisonError(ValueError):
 
 def load_rows(result_files, names=None):
     """Records named ``names`` (all when None) from bench JSON files, in the order asked; a
-    name found in several files is taken from the first file that has it."""
-    found = {}
+    name found in several files is taken from the first file that has it, and ``NAME@K`` takes
+    it from the K-th file (1-based), named ``NAME (<file>)`` so two runs of a row can meet."""
+    payloads = []
     for path in result_files:
         with open(path, encoding="utf-8") as f:
-            payload = json.load(f)
+            payloads.append((os.path.relpath(path), json.load(f)))
+    found = {}
+    for index, (path, payload) in enumerate(payloads, 1):
         for record in payload["results"]:
-            entry = {**record, "result_file": os.path.relpath(path), "run": payload["run"]}
+            entry = {**record, "result_file": path, "run": payload["run"]}
             found.setdefault(record["model"], entry)
+            stem = os.path.splitext(os.path.basename(path))[0]
+            found[f"{record['model']}@{index}"] = {**entry, "model": f"{record['model']} ({stem})"}
     missing = [n for n in names or () if n not in found]
     if missing:
+        rows = sorted(n for n in found if "@" not in n)
         raise ComparisonError(
-            f"rows {missing} are in none of {list(result_files)}; the rows there are "
-            f"{sorted(found)}"
+            f"rows {missing} are in none of {list(result_files)}; the rows there are {rows} "
+            "(NAME@K takes a row from the K-th file)"
         )
-    return [found[n] for n in names] if names else list(found.values())
+    return [found[n] for n in names] if names else [v for k, v in found.items() if "@" not in k]
 
 
 def read_scores(path, model):
@@ -55,9 +61,9 @@ def read_scores(path, model):
     return users, [r["items"] for r in records], np.array([r["scores"] for r in records])
 
 
-def compare_rows(rows, seed=0):
+def compare_rows(rows, seed=0, reference=None):
     """Per row: its metrics with their own 95 % intervals, and the paired comparison with
-    SASRec and with the best baseline. Raises :class:`ComparisonError` when the rows were
+    SASRec and with the best baseline (or with the row named ``reference`` only). Raises :class:`ComparisonError` when the rows were
     not scored on the same users and candidates."""
     per_user, tied, reference_candidates = {}, {}, None
     for row in rows:
@@ -73,7 +79,7 @@ def compare_rows(rows, seed=0):
         per_user[row["model"]] = {f"{n}@{k}": metric_of_ranks(ranks, n, k) for n, k in HEADLINE}
         # Where RecBole's topk could rank differently: its tie-break is arbitrary, ours is not.
         tied[row["model"]] = int((scores[:, 1:] == scores[:, :1]).any(axis=1).sum())
-    references = _references(rows)
+    references = {"the reference row": reference} if reference else _references(rows)
     results = []
     for row in rows:
         values = per_user[row["model"]]

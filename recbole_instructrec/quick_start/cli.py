@@ -97,6 +97,9 @@ def instructrec_main(argv=None):
     )
     compare.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
     compare.add_argument("--title", default="", help="chart title, e.g. the dataset")
+    compare.add_argument(
+        "--reference", default=None, help="set every row against this row (of --rows) only"
+    )
     compare.add_argument("--out", default="benchmarks/results", help="output folder")
     compare.add_argument("--tag", required=True, help="name of the result files")
     convert = commands.add_parser(
@@ -169,7 +172,14 @@ def _compare(args, argv):
     names = [n for n in (args.rows or "").split(",") if n] or None
     try:
         rows = comparison.load_rows(args.results, names)
-        result = comparison.compare_rows(rows)
+        reference = None
+        if args.reference and names and args.reference not in names:
+            raise comparison.ComparisonError(
+                f"--reference {args.reference!r} is not one of --rows {names}; name one of them"
+            )
+        if args.reference:
+            reference = rows[names.index(args.reference)]["model"] if names else args.reference
+        result = comparison.compare_rows(rows, reference=reference)
     except comparison.ComparisonError as error:
         raise SystemExit(f"instructrec compare: {error}") from None
     info = run_info("instructrec " + " ".join(argv))
