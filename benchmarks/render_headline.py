@@ -29,8 +29,8 @@ def _cell(entry):
 
 
 def _verdict(against):
-    verdicts = {against[m]["verdict"] for m in ("hit@1", "ndcg@5")}
-    return verdicts.pop() if len(verdicts) == 1 else "mixed"
+    hit, ndcg = (against[m]["verdict"] for m in ("hit@1", "ndcg@5"))
+    return hit if hit == ndcg else f"HR@1: {hit}; NDCG@5: {ndcg}"
 
 
 def render_table(path, title):
