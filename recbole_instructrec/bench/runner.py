@@ -234,14 +234,20 @@ def resolve_model(name):
     ``InstructRec-LoRA-120steps`` with its settings from ``--model-config``. The grid is a list
     of settings to choose from on validation (one empty point for an untuned row).
     """
-    for variant in sorted(TUNED_VARIANTS, key=len, reverse=True):
+    tuned = _longest_variant(name, TUNED_VARIANTS)
+    if tuned:
+        model_name, grid = TUNED_VARIANTS[tuned]
+        return model_name, {}, grid
+    variant = _longest_variant(name, VARIANTS)
+    return (*VARIANTS[variant], [{}]) if variant else (name, {}, [{}])
+
+
+def _longest_variant(name, table):
+    """The longest key of ``table`` that ``name`` is, or starts with followed by "-"."""
+    for variant in sorted(table, key=len, reverse=True):
         if name == variant or name.startswith(variant + "-"):
-            model_name, grid = TUNED_VARIANTS[variant]
-            return model_name, {}, grid
-    for variant in sorted(VARIANTS, key=len, reverse=True):
-        if name == variant or name.startswith(variant + "-"):
-            return (*VARIANTS[variant], [{}])
-    return name, {}, [{}]
+            return variant
+    return None
 
 
 def _run_one(
