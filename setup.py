@@ -67,6 +67,8 @@ setup(
         "tqdm",
         # Reads the GGUF file of the embedded model.
         "gguf",
+        # One process de-quantizes the GGUF into the cache while the others wait (--nproc).
+        "filelock>=3.12",
     ],
     extras_require={
         "dev": ["pytest", "black", "ruff", "matplotlib"],

@@ -14,7 +14,10 @@ RecBole is never edited. Importing :mod:`recbole_instructrec` calls :func:`insta
 4. lets RecBole's distributed launcher (``--nproc``, ``--world_size``) run on machines without a
    GPU: RecBole always joins an NCCL group on ``cuda:<rank>``; without CUDA we join a gloo group
    on the CPU instead (any RecBole model benefits, not only ours); and lets ``torchrun`` start
-   the processes (the group is then joined through torchrun's environment).
+   the processes (the group is then joined through torchrun's environment), and
+5. makes RecBole's ``ensure_dir`` safe when several ranks start together: it checks
+   ``os.path.exists`` and then calls ``os.makedirs`` without ``exist_ok``, so two ranks starting
+   in a folder without ``log/`` or ``saved/`` could crash the slower one with FileExistsError.
 
 Each shim checks the condition it repairs, so it is a no-op on a stack that does not need it.
 
@@ -26,6 +29,7 @@ setuptools below 82, the release that removed it; and it names numpy 1's ``np.bo
 ray loads. Our own ``run``/``run_recbole`` do not import ray at all.
 """
 
+import importlib
 import importlib.machinery
 import os
 import sys
@@ -65,6 +69,7 @@ def install():
     _autograd_anomaly_off()
     _load_our_properties()
     _distributed_without_gpu()
+    _concurrent_safe_dirs()
     _installed = True
 
 
@@ -291,9 +296,6 @@ def _distributed_without_gpu():
     # RecBole wraps models as DistributedDataParallel(model, device_ids=[local_rank]); torch
     # only accepts device_ids for CUDA modules.
     trainer_module.DistributedDataParallel = _DistributedDataParallelOnAnyDevice
-    # Every rank's trainer creates checkpoint_dir at the same moment; RecBole's ensure_dir
-    # (exists-then-makedirs) then raises FileExistsError in the slower one.
-    trainer_module.ensure_dir = _make_dirs
     _share_best_checkpoint(trainer_module.Trainer)
 
 
@@ -316,8 +318,32 @@ def _share_best_checkpoint(trainer_class):
     trainer_class.__init__, trainer_class.evaluate = __init__, evaluate
 
 
-def _make_dirs(path):
+# Every module of RecBole 1.2.1 that binds ensure_dir by name: the logger (log/), the trainer
+# (checkpoint_dir), data preparation (checkpoint_dir) and the dataset's save().
+_MODULES_WITH_ENSURE_DIR = (
+    "recbole.utils.utils",
+    "recbole.utils",
+    "recbole.utils.logger",
+    "recbole.trainer.trainer",
+    "recbole.data.utils",
+    "recbole.data.dataset.dataset",
+)
+
+
+def make_dirs(path):
+    """RecBole's ``ensure_dir``, safe against another process creating ``path`` meanwhile."""
     os.makedirs(path, exist_ok=True)
+
+
+def _concurrent_safe_dirs():
+    # Every rank of a --nproc run leaves Config() together (it waits for the process group)
+    # and calls init_logger at once: exists('./log/') is False for both, and the slower
+    # makedirs raised FileExistsError. Each module holds its own reference to ensure_dir, so
+    # each is rebound.
+    for name in _MODULES_WITH_ENSURE_DIR:
+        module = importlib.import_module(name)
+        if getattr(module, "ensure_dir", make_dirs) is not make_dirs:
+            module.ensure_dir = make_dirs
 
 
 def _DistributedDataParallelOnAnyDevice(module, device_ids=None, **kwargs):

@@ -8,11 +8,12 @@ model then scores exactly these rows, and the SHA-256 of the array goes into eac
 
 import hashlib
 import json
-import os
 
 import numpy as np
 import torch
 from recbole.data.interaction import Interaction
+
+from recbole_instructrec.bench.atomic import write_text_atomic
 
 PROTOCOLS = {"uni9": ("uniform", 9), "uni99": ("uniform", 99), "pop99": ("popularity", 99)}
 
@@ -91,11 +92,12 @@ def save_candidates(path, candidates, test_dataset):
     user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
     item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
     users = test_dataset.inter_feat[test_dataset.uid_field].numpy()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for u, row in zip(users, candidates):
-            record = {"user": str(user_tokens[u]), "items": [str(item_tokens[i]) for i in row]}
-            f.write(json.dumps(record) + "\n")
+    lines = (
+        json.dumps({"user": str(user_tokens[u]), "items": [str(item_tokens[i]) for i in row]})
+        + "\n"
+        for u, row in zip(users, candidates)
+    )
+    write_text_atomic(path, "".join(lines))
 
 
 def candidate_rows(test_dataset, candidates, start, stop):

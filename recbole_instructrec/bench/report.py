@@ -9,6 +9,8 @@ import time
 
 import torch
 
+from recbole_instructrec.bench.atomic import write_text_atomic
+
 EXCLUDE_RESULTS = ":(exclude)benchmarks/results"
 
 
@@ -27,12 +29,9 @@ def provenance_lines(info, extra=""):
 
 def save_report(out_dir, stem, payload, lines, quiet=False):
     """``stem``.json (``payload``) and ``stem``.md (``lines``) under ``out_dir``."""
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, f"{stem}.json"), "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
+    write_text_atomic(os.path.join(out_dir, f"{stem}.json"), json.dumps(payload, indent=2))
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(out_dir, f"{stem}.md"), "w", encoding="utf-8") as f:
-        f.write(text)
+    write_text_atomic(os.path.join(out_dir, f"{stem}.md"), text)
     if not quiet:
         print(text)
     return text

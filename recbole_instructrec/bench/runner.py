@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from recbole_instructrec.bench import candidates as cand
 from recbole_instructrec.bench import cold_items, comparison
+from recbole_instructrec.bench.atomic import write_text_atomic
 from recbole_instructrec.bench.convergence import fit_to_convergence
 from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 from recbole_instructrec.bench.user_sample import sample_users
@@ -434,15 +435,15 @@ def _save_scores(path, scores, ids, test_dataset):
     users = test_dataset.inter_feat[test_dataset.uid_field].numpy()
     user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
     item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for u, row, score in zip(users, ids, scores):
-            record = {
-                "user": str(user_tokens[u]),
-                "items": [str(item_tokens[i]) for i in row],
-                "scores": [round(float(x), 6) for x in score],
-            }
-            f.write(json.dumps(record) + "\n")
+    records = (
+        {
+            "user": str(user_tokens[u]),
+            "items": [str(item_tokens[i]) for i in row],
+            "scores": [round(float(x), 6) for x in score],
+        }
+        for u, row, score in zip(users, ids, scores)
+    )
+    write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in records))
 
 
 @torch.no_grad()

@@ -7,6 +7,7 @@ users) so that every model of a benchmark loads exactly the same data through Re
 import csv
 import os
 import shutil
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -38,9 +39,10 @@ def sample_users(data_path, dataset, max_users, seed, out_root):
     users = np.array(sorted(frame[user_column].unique()))
     if max_users < len(users):
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-    staging = target + ".tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
+    # A private staging folder, renamed into place: two benchmarks drawing the same sample at
+    # once never write into or delete each other's files.
+    os.makedirs(out_root, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{name}-", dir=out_root)
     frame[frame[user_column].isin(set(users))].to_csv(
         os.path.join(staging, f"{name}.inter"), sep="\t", index=False, quoting=csv.QUOTE_NONE
     )
@@ -48,6 +50,10 @@ def sample_users(data_path, dataset, max_users, seed, out_root):
         stem, ext = os.path.splitext(entry)
         if stem == dataset and ext not in (".inter", ".yaml"):
             shutil.copy(os.path.join(source, entry), os.path.join(staging, name + ext))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
+    if not os.path.isfile(os.path.join(target, f"{name}.inter")):
+        shutil.rmtree(target, ignore_errors=True)  # an incomplete sample of a killed run
+    try:
+        os.replace(staging, target)
+    except OSError:  # another process finished the same (deterministic) sample first
+        shutil.rmtree(staging, ignore_errors=True)
     return out_root, name

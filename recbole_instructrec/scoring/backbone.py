@@ -184,28 +184,47 @@ def _embedded_or_none():
 
 
 def _dequantized_gguf_dir(gguf_path, cache_dir):
-    """Directory with the de-quantized GGUF model as safetensors, built once per file."""
+    """Directory with the de-quantized GGUF model as safetensors, built once per file.
+
+    Safe when several processes start at once (the ranks of a ``--nproc`` run, two jobs on one
+    machine): one of them de-quantizes while the others wait on a lock file in the cache, and
+    every process reads a cache entry only once it is complete.
+    """
+    from filelock import FileLock
+
     stat = os.stat(gguf_path)
     key = hashlib.sha256(f"{gguf_path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
     stem = os.path.splitext(os.path.basename(gguf_path))[0]
-    target = os.path.join(os.path.expanduser(cache_dir), f"{stem}-{key[:12]}")
-    if os.path.isfile(os.path.join(target, "model.safetensors")):
+    cache_dir = os.path.expanduser(cache_dir)
+    target = os.path.join(cache_dir, f"{stem}-{key[:12]}")
+    if _complete(target):
         return target
-    getLogger().info(f"De-quantizing {gguf_path} once into {target} (about 20 s)")
-    model, tokenizer = _load_gguf(gguf_path)
-    os.makedirs(cache_dir, exist_ok=True)
-    # Written beside the target and renamed, so a killed run never leaves a half-written cache.
-    staging = tempfile.mkdtemp(prefix=f".{stem}-", dir=os.path.expanduser(cache_dir))
-    try:
-        _save_plain_copy(model, tokenizer, staging, gguf_path)
+    locks = os.path.join(cache_dir, ".locks")
+    os.makedirs(locks, exist_ok=True)
+    # The OS releases the lock when its holder dies, so a killed run never blocks the next one.
+    with FileLock(os.path.join(locks, os.path.basename(target) + ".lock")):
+        if _complete(target):  # another process built it while we waited
+            return target
+        getLogger().info(f"De-quantizing {gguf_path} once into {target} (about 20 s)")
+        model, tokenizer = _load_gguf(gguf_path)
+        # Written beside the target and renamed, so a killed run never leaves a half-written
+        # cache entry under the target's name.
+        staging = tempfile.mkdtemp(prefix=f".{stem}-", dir=cache_dir)
         try:
+            _save_plain_copy(model, tokenizer, staging, gguf_path)
+            shutil.rmtree(target, ignore_errors=True)  # an incomplete entry of an older version
             os.replace(staging, target)
-        except OSError:  # another process finished first; its copy is as good as ours
+        except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            raise
     return target
+
+
+def _complete(target):
+    # source.json is the last file _save_plain_copy writes.
+    return all(
+        os.path.isfile(os.path.join(target, name)) for name in ("model.safetensors", "source.json")
+    )
 
 
 def _load_gguf(gguf_path):
