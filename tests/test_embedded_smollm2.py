@@ -57,3 +57,33 @@ def test_embedded_model_ranks_ml100k_users_end_to_end(cache_dir):
         scores = model.predict(interaction).view(-1, 10)  # ten users, positive first
     assert torch.isfinite(scores).all()
     assert scores.std() > 0
+
+
+def test_running_list_scores_every_position_like_each_prefix_alone(cache_dir):
+    """SmolLM2's BPE tokenizer and chat template: a training pass over one ml-100k user's list
+    gives, at every position, the score evaluation computes for that prefix."""
+    from recbole_instructrec.scoring.continuation import ContinuationScorer
+
+    config = Config(
+        model="InstructRec",
+        dataset="ml-100k",
+        config_dict={"llm_cache_dir": cache_dir, "eval_template": "seq-list", "lora_r": 0},
+    )
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = InstructRec(config, train._dataset).eval()
+    row = train._dataset.inter_feat[30]
+    history = row[model.ITEM_SEQ][: row[model.ITEM_SEQ_LEN]].tolist()
+    training_row = model.prompts.training_row(history + [int(row[model.POS_ITEM_ID])])
+    assert len(training_row.cuts) >= 5
+    items = model._sample_negatives(training_row.histories, training_row.items)
+    negatives = [[model.prompts.piece(n) for n in position[:2]] for position in items]
+    scorer = ContinuationScorer(model.llm, max_batch_tokens=100_000)
+    with torch.no_grad():
+        one_pass = scorer.score_running_lists([training_row], [negatives]).logprob_sums
+        for k, cut in enumerate(training_row.cuts):
+            plan = model.prompts.plan(training_row.histories[k], [training_row.items[k]])
+            ((prefix, (positive,)),) = plan.requests
+            alone = scorer.score([prefix], [[positive] + negatives[k]]).logprob_sums[0]
+            assert prefix == training_row.ids[:cut]
+            assert torch.allclose(one_pass[k], alone, atol=2e-3, rtol=0), (k, one_pass[k], alone)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
+from recbole_instructrec.model.running_list_loss import running_list_loss
 from recbole_instructrec.prompts.builder import PromptBuilder, cap_item_texts
 from recbole_instructrec.prompts.intentions import (
     IntentionSource,
@@ -36,6 +37,7 @@ from recbole_instructrec.prompts.intentions import (
     user_texts,
 )
 from recbole_instructrec.prompts.item_text import item_text_fields, item_texts
+from recbole_instructrec.prompts.running_list import RunningListBuilder
 from recbole_instructrec.prompts.templates import (
     TASK_FORMS,
     TemplateError,
@@ -158,6 +160,7 @@ class InstructRec(SequentialRecommender):
         ]
         for t in self.train_templates:
             self._builder(t)  # fail at start, not mid-training, on a slot the data cannot fill
+        self.running_list = _one_layout(template, self.train_templates) == "running_list"
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
         self._loss_calls = 0  # training batches seen: the item-token curriculum's clock
         self.scorer = self._scorer_for(self.llm)
@@ -234,9 +237,8 @@ class InstructRec(SequentialRecommender):
             settings = dict(self._builder_settings)
             if not hybrid:
                 settings["first_item_token"] = None
-            self._builders[key] = PromptBuilder(
-                self.tokenizer, self._capped_texts, template, **settings
-            )
+            builder = RunningListBuilder if template.layout == "running_list" else PromptBuilder
+            self._builders[key] = builder(self.tokenizer, self._capped_texts, template, **settings)
         return self._builders[key]
 
     def train(self, mode=True):
@@ -272,6 +274,8 @@ class InstructRec(SequentialRecommender):
         pos_items = interaction[self.POS_ITEM_ID].tolist()
         users = self._users(interaction)
         histories = _histories(item_seq, item_seq_len)
+        if self.running_list:  # every position of each row's list, in one pass
+            return running_list_loss(self, histories, pos_items)
         negatives = self._sample_negatives(histories, pos_items)
         picks = torch.randint(
             len(self.train_templates), (len(histories),), generator=self.template_generator
@@ -489,6 +493,19 @@ class InstructRec(SequentialRecommender):
 def _histories(item_seq, item_seq_len):
     """Each row's history, oldest first (RecBole right-pads item_id_list)."""
     return [seq[:n] for seq, n in zip(item_seq.tolist(), item_seq_len.tolist())]
+
+
+def _one_layout(eval_template, train_templates):
+    """Training and evaluation read one prompt layout (see prompts/templates.yaml)."""
+    layouts = {t.layout for t in [eval_template, *train_templates]}
+    if len(layouts) > 1:
+        raise ValueError(
+            f"eval_template={eval_template.id!r} and train_templates="
+            f"{[t.id for t in train_templates]} mix the layouts {sorted(layouts)}: a model "
+            "evaluates in the layout it trained in. Pick templates of one layout (running_list: "
+            "seq-list)."
+        )
+    return layouts.pop()
 
 
 def _prepare_for_training(llm, gradient_checkpointing, load_in_bits):

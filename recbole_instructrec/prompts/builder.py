@@ -337,7 +337,8 @@ class PromptBuilder:
     def _format(self, instruction):
         if self.use_chat:
             messages = [{"role": "user", "content": instruction}]
-            if self.system_prompt:
+            # '' is an empty system turn: it drops the template's default system text.
+            if self.system_prompt is not None:
                 messages.insert(0, {"role": "system", "content": self.system_prompt})
             return self.tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=True

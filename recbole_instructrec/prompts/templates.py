@@ -11,6 +11,11 @@ BUILTIN_TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "te
 PREFERENCES = ("P0", "P1", "P2")
 INTENTIONS = ("I0", "I1", "I2")
 TASK_FORMS = ("T0", "T1", "T2", "T3")
+# "instruction": the history is written into the instruction (the paper's templates).
+# "running_list": the instruction asks to continue a list, and the history is that list, one
+# item per line after it; training then scores every position of a sequence in one pass
+# (prompts/running_list.py).
+LAYOUTS = ("instruction", "running_list")
 
 
 class TemplateError(ValueError):
@@ -27,6 +32,7 @@ class Template:
     instruction: str
     response: str = "{candidate}"
     slots: tuple = field(default=())
+    layout: str = "instruction"
 
     def render(self, **values):
         return self.instruction.format(**{s: values[s] for s in self.slots})
@@ -86,7 +92,19 @@ def _parse(entry, path):
     bad = [s for s in slots if not re.fullmatch(r"[a-z_]+", s)]
     if bad:
         raise TemplateError(f"{path}: template {tid!r} has malformed slots {bad}.")
+    layout = str(entry.get("layout", "instruction"))
+    if layout not in LAYOUTS:
+        raise TemplateError(
+            f"{path}: template {tid!r} has layout={layout!r}; use one of {LAYOUTS}."
+        )
+    if layout == "running_list" and (slots or entry["task_form"] != "T2"):
+        raise TemplateError(
+            f"{path}: template {tid!r} has layout=running_list, which continues a list of the "
+            "history: it must be task_form T2 with no {slots} in its instruction (the history "
+            "follows the instruction as the list)."
+        )
     return Template(
+        layout=layout,
         id=tid,
         preference=entry["preference"],
         intention=entry["intention"],

@@ -96,14 +96,21 @@ class ContinuationScorer:
 
     def _user_groups(self, prompts, continuations):
         """Consecutive users whose packed rows fit ``max_batch_tokens`` together."""
+        sizes = [
+            min(len(prompt) + sum(map(len, conts)), self.max_row_tokens)
+            for prompt, conts in zip(prompts, continuations)
+        ]
+        return self._groups_within_budget(sizes)
+
+    def _groups_within_budget(self, sizes):
+        """Consecutive rows that, padded to the widest, fit ``max_batch_tokens`` together."""
         group, widest = [], 0
-        for u, (prompt, conts) in enumerate(zip(prompts, continuations)):
-            row = min(len(prompt) + sum(map(len, conts)), self.max_row_tokens)
-            if group and max(widest, row) * (len(group) + 1) > self.max_batch_tokens:
+        for i, size in enumerate(sizes):
+            if group and max(widest, size) * (len(group) + 1) > self.max_batch_tokens:
                 yield group
                 group, widest = [], 0
-            group.append(u)
-            widest = max(widest, row)
+            group.append(i)
+            widest = max(widest, size)
         if group:
             yield group
 
@@ -156,7 +163,9 @@ class ContinuationScorer:
         else:
             key_group, key_pos = queries.group, queries.position
         dtype = self._compute_dtype()
-        mask = _block_attention_mask(queries.group, queries.position, key_group, key_pos, dtype)
+        mask = _block_attention_mask(
+            queries.group, queries.position, queries.limit, key_group, key_pos, dtype
+        )
         decoder = self.model.get_decoder()
         self.tokens_computed += queries.input_ids.numel()
         output = decoder(
@@ -217,6 +226,85 @@ class ContinuationScorer:
             parts.append(chosen - torch.logsumexp(logits, dim=-1))
         return torch.cat(parts) * scored
 
+    # --------------------------------------------------------- running lists
+    def score_running_lists(self, rows, negatives):
+        """Scores of every position of running lists, from one pass per group of rows.
+
+        ``rows``: :class:`~recbole_instructrec.prompts.running_list.RunningListRow`; position
+        k of a row continues ``ids[:cuts[k]]`` with its positive (the next ``lengths[k]``
+        tokens of ``ids``) and with ``negatives[row][k]`` (token-id lists). A negative is a
+        segment of the same row that sees the list before ``cuts[k]`` and restarts its
+        positions there, so every score equals :meth:`score` of that prefix.
+
+        Returns a ContinuationScores with one entry per position of every row, in order:
+        the positive first, then the negatives.
+        """
+        if self.is_encoder_decoder:
+            raise ValueError(
+                "Running lists score every position of a causal LM's sequence in one pass; "
+                "an encoder-decoder model scores each prefix on its own (layout instruction)."
+            )
+        sums, counts = [], []
+        sizes = [
+            len(r.ids) + sum(len(t) for ns in negs for t in ns) for r, negs in zip(rows, negatives)
+        ]
+        for group in self._groups_within_budget(sizes):
+            group_sums = self._score_running(
+                [rows[i] for i in group], [negatives[i] for i in group]
+            )
+            for i, row_sums in zip(group, group_sums):
+                for k, position_sums in enumerate(row_sums):
+                    sums.append(position_sums)
+                    row, cut = rows[i], rows[i].cuts[k]
+                    positive = row.ids[cut : cut + row.lengths[k]]
+                    lengths = [self._scored_length(positive)] + [
+                        self._scored_length(t) for t in negatives[i][k]
+                    ]
+                    counts.append(
+                        torch.tensor(lengths, dtype=position_sums.dtype, device=self.device)
+                    )
+        return ContinuationScores(sums, counts)
+
+    def _score_running(self, rows, negatives):
+        segments = []
+        for row, negs in zip(rows, negatives):
+            segment, g = [(row.ids, 0)], 0
+            for cut, position_negs in zip(row.cuts, negs):
+                for tokens in position_negs:
+                    g += 1
+                    segment.append((tokens, g, cut))
+            segments.append(segment)
+        packed = _pack(segments, [0] * len(rows), self.device)
+        hidden = self._decoder_hidden(packed, packed)
+        # (row, predicting position, target token, owner) for every scored token
+        picks, owner = [], 0
+        for r, (row, negs) in enumerate(zip(rows, negatives)):
+            starts, seg = packed.segment_starts[r], 1
+            for cut, length, position_negs in zip(row.cuts, row.lengths, negs):
+                picks += [(r, cut + k - 1, row.ids[cut + k], owner) for k in range(length)]
+                owner += 1
+                for tokens in position_negs:
+                    start = starts[seg]
+                    picks.append((r, cut - 1, tokens[0], owner))
+                    picks += [(r, start + k - 1, tokens[k], owner) for k in range(1, len(tokens))]
+                    owner += 1
+                    seg += 1
+        r_idx, p_idx, targets, owners = zip(*picks)
+        device = hidden.device
+        chosen = hidden[torch.tensor(r_idx, device=device), torch.tensor(p_idx, device=device)]
+        logprobs = self._token_logprobs(chosen, list(targets))
+        totals = torch.zeros(owner, dtype=logprobs.dtype, device=device)
+        totals = totals.index_add(0, torch.tensor(owners, device=device), logprobs)
+        out, cursor = [], 0
+        for negs in negatives:
+            row_sums = []
+            for position_negs in negs:
+                width = 1 + len(position_negs)
+                row_sums.append(totals[cursor : cursor + width])
+                cursor += width
+            out.append(row_sums)
+        return out
+
     # ----------------------------------------------------------- seq2seq
     def _score_seq2seq(self, prompts, continuations):
         device = self.device
@@ -266,33 +354,47 @@ class _Packed:
     input_ids: torch.Tensor  # (B, L), 0 where padded
     position: torch.Tensor  # (B, L) position ids
     group: torch.Tensor  # (B, L): 0 prompt, j>0 continuation j, -1 padding
+    limit: torch.Tensor  # (B, L): a token sees prompt keys at positions below this
     segment_starts: list  # per row, start index of each segment
     first_segment: list  # per row, index of the first continuation segment
 
 
 def _pack(segments, position_offsets, device):
-    """Rows of (token ids, group) segments; each continuation restarts after the prompt."""
-    width = max(sum(len(tokens) for tokens, _ in row) for row in segments)
+    """Rows of (token ids, group[, start]) segments. A continuation's positions start at
+    ``start`` (default: right after the row's prompt, plus the row's offset), and it sees the
+    prompt's keys before that position only, so it is scored exactly as if it followed that
+    much of the prompt alone."""
+    width = max(sum(len(segment[0]) for segment in row) for row in segments)
     n = len(segments)
     input_ids = torch.zeros((n, width), dtype=torch.long)
     position = torch.zeros((n, width), dtype=torch.long)
     group = torch.full((n, width), -1, dtype=torch.long)
+    limit = torch.ones((n, width), dtype=torch.long)  # padding sees the first key: no NaN
     starts, first_segment = [], []
     for r, row in enumerate(segments):
         cursor, row_starts = 0, []
-        prompt_len = sum(len(tokens) for tokens, g in row if g == 0)
-        for tokens, g in row:
+        prompt_len = sum(len(segment[0]) for segment in row if segment[1] == 0)
+        for tokens, g, *start in row:
             length = len(tokens)
             row_starts.append(cursor)
             input_ids[r, cursor : cursor + length] = torch.tensor(tokens, dtype=torch.long)
-            base = 0 if g == 0 else prompt_len + position_offsets[r]
+            base = 0 if g == 0 else (start[0] if start else prompt_len + position_offsets[r])
             position[r, cursor : cursor + length] = torch.arange(base, base + length)
             group[r, cursor : cursor + length] = g
+            # the prompt is causal; a continuation sees the prompt before its own start
+            limit[r, cursor : cursor + length] = (
+                position[r, cursor : cursor + length] + 1 if g == 0 else base
+            )
             cursor += length
         starts.append(row_starts)
         first_segment.append(1 if row and row[0][1] == 0 else 0)
     return _Packed(
-        input_ids.to(device), position.to(device), group.to(device), starts, first_segment
+        input_ids.to(device),
+        position.to(device),
+        group.to(device),
+        limit.to(device),
+        starts,
+        first_segment,
     )
 
 
@@ -301,11 +403,17 @@ def _at_least_fp32(logits):
     return logits if logits.dtype == torch.float64 else logits.float()
 
 
-def _block_attention_mask(q_group, q_pos, k_group, k_pos, dtype):
-    """Additive (B, 1, Lq, Lk) mask: a query sees valid prompt keys and earlier keys of its own
-    continuation. Padding queries see nothing useful but stay finite (no NaN)."""
-    same_or_prompt = (k_group[:, None, :] == 0) | (k_group[:, None, :] == q_group[:, :, None])
-    allowed = (k_group[:, None, :] >= 0) & same_or_prompt & (k_pos[:, None, :] <= q_pos[:, :, None])
+def _block_attention_mask(q_group, q_pos, q_limit, k_group, k_pos, dtype):
+    """Additive (B, 1, Lq, Lk) mask: a query sees the prompt's keys below its limit and the
+    earlier keys of its own continuation. Padding queries see nothing useful but stay finite
+    (no NaN)."""
+    sees_prompt = (k_group[:, None, :] == 0) & (k_pos[:, None, :] < q_limit[:, :, None])
+    own = (
+        (q_group[:, :, None] > 0)
+        & (k_group[:, None, :] == q_group[:, :, None])
+        & (k_pos[:, None, :] <= q_pos[:, :, None])
+    )
+    allowed = (k_group[:, None, :] >= 0) & (sees_prompt | own)
     mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
     mask.masked_fill_(~allowed, torch.finfo(dtype).min)
     return mask[:, None]

@@ -41,6 +41,7 @@ class InstructRecTrainer(Trainer):
         self.eval_progress = bool(config["eval_progress"])
         self.valid_max_users = config["valid_max_users"]
         self._valid_subsets = {}
+        self._list_rows = {}
         self._pending_loader_state = None
         self.amp_dtype = _AMP_DTYPES.get(str(config["amp_dtype"] or "bfloat16"))
         if self.amp_dtype is None:
@@ -65,6 +66,7 @@ class InstructRecTrainer(Trainer):
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self.model.train()
         loss_func = loss_func or self.model.calculate_loss
+        train_data = self._running_list_rows(train_data)
         if self.distributed and train_data.shuffle:
             train_data.sampler.set_epoch(epoch_idx)
         steps = len(train_data)
@@ -99,6 +101,24 @@ class InstructRecTrainer(Trainer):
             if show_progress:
                 batches.set_postfix_str(f"loss {total_loss / step:.4f}")
         return total_loss
+
+    def _running_list_rows(self, train_data):
+        """In the running-list layout a row trains every position of its window of
+        ``max_history_items`` + 1 items, so only every ``max_history_items``-th row of a user,
+        counted from its last, is kept: each training interaction is then the positive of
+        exactly one signal per epoch."""
+        model = getattr(self.model, "module", self.model)
+        if not getattr(model, "running_list", False):
+            return train_data
+        key = id(train_data)
+        if key not in self._list_rows:
+            dataset = train_data._dataset
+            keep = window_end_rows(dataset.inter_feat[dataset.uid_field].numpy(), model)
+            subset = dataset.copy(dataset.inter_feat[torch.from_numpy(keep)])
+            self._list_rows[key] = type(train_data)(
+                self.config, subset, train_data._sampler, shuffle=train_data.shuffle
+            )
+        return self._list_rows[key]
 
     def _autocast(self):
         """RecBole's ``enable_amp``, in ``amp_dtype`` (bfloat16 by default: it needs no loss
@@ -268,6 +288,25 @@ class InstructRecTrainer(Trainer):
 
 
 _AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def window_end_rows(users, model):
+    """Which of RecBole's training rows (one per prefix, a user's rows consecutive and oldest
+    first) end a window: the last row of each user and every ``max_history_items``-th row before
+    it."""
+    n = len(users)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    ends_run = np.r_[users[1:] != users[:-1], True]
+    if ends_run.sum() != len(np.unique(users)):
+        raise ValueError(
+            "The running-list layout needs each user's training rows together and in time "
+            "order, as RecBole's sequential datasets give them; this training set interleaves "
+            "users. Use an instruction-layout template (e.g. seq-match-1) with it."
+        )
+    run_of_row = np.cumsum(np.r_[0, ends_run[:-1]])
+    from_end = np.flatnonzero(ends_run)[run_of_row] - np.arange(n)
+    return from_end % int(model.max_history_items) == 0
 
 
 def _unused_path(path):

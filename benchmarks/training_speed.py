@@ -1,0 +1,171 @@
+"""Training signals per second: one prompt per training prefix against every position at once.
+
+    python benchmarks/training_speed.py [--steps 6] [--batch 4] [--negatives 4]
+        [--variants per-prefix,running-list,...] [--tag training_speed]
+
+A training signal is one positive with its ``--negatives`` sampled negatives (the listwise loss
+and the generation loss of one prediction). Each variant trains InstructRec (the embedded
+SmolLM2-135M with LoRA, RecBole's ml-100k training rows, the same seed) for ``--steps``
+optimizer steps of ``--batch`` RecBole rows after one warm-up step, in its own process, and
+reports:
+
+* signals per second (forward, backward and optimizer step);
+* tokens run through the network per signal (padding included);
+* peak resident memory of the process.
+
+Variants:
+
+* ``per-prefix``: the instruction layout (``seq-match-1``): one prompt per training row, one
+  signal per prompt;
+* ``running-list``: the running-list layout (``seq-list``): a row is a window of
+  ``max_history_items`` + 1 items and every position after the first is a signal, from one pass
+  (RecBole's rows that end a window, as the trainer takes them);
+* ``...-no-system``: the same with ``system_prompt: ''``, an empty system turn instead of the
+  chat template's default system text.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+VARIANTS = {
+    "per-prefix": {"eval_template": "seq-match-1"},
+    "running-list": {"eval_template": "seq-list"},
+    "per-prefix-no-system": {"eval_template": "seq-match-1", "system_prompt": ""},
+    "running-list-no-system": {"eval_template": "seq-list", "system_prompt": ""},
+}
+
+
+def measure(variant, steps, batch, negatives, seed=2020):
+    import torch
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_instructrec import InstructRec
+    from recbole_instructrec.trainer.trainer import window_end_rows
+
+    settings = {
+        "state": "ERROR",
+        "train_batch_size": batch,
+        "train_negatives": negatives,
+        "seed": seed,
+        **VARIANTS[variant],
+    }
+    config = Config(model="InstructRec", dataset="ml-100k", config_dict=settings)
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = InstructRec(config, train._dataset)
+    if model.running_list:
+        dataset = train._dataset
+        keep = window_end_rows(dataset.inter_feat[dataset.uid_field].numpy(), model)
+        subset = dataset.copy(dataset.inter_feat[torch.from_numpy(keep)])
+        train = type(train)(config, subset, train._sampler, shuffle=True)
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=config["learning_rate"]
+    )
+    model.train()
+    batches = iter(train)
+    signals = seconds = 0.0
+    for step in range(steps + 1):
+        interaction = next(batches)
+        start = time.perf_counter()
+        loss = model.calculate_loss(interaction)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        elapsed = time.perf_counter() - start
+        if step == 0:  # warm-up
+            model.scorer.tokens_computed = 0
+            continue
+        seconds += elapsed
+        signals += _signals(model, interaction)
+    return {
+        "variant": variant,
+        "template": config["eval_template"],
+        "system_prompt": config["system_prompt"],
+        "steps": steps,
+        "rows_per_step": batch,
+        "negatives_per_signal": negatives,
+        "signals": int(signals),
+        "seconds": seconds,
+        "signals_per_s": signals / seconds,
+        "tokens_per_signal": model.scorer.tokens_computed / signals,
+        "training_rows": len(train._dataset),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _signals(model, interaction):
+    """Predictions trained by this batch: one per row, or one per list position."""
+    if not model.running_list:
+        return len(interaction)
+    from recbole_instructrec.model.instructrec import _histories
+
+    histories = _histories(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+    positives = interaction[model.POS_ITEM_ID].tolist()
+    return sum(len(model.prompts.training_row(h + [p]).cuts) for h, p in zip(histories, positives))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--negatives", type=int, default=4)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--tag", default="training_speed")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    command = "python benchmarks/training_speed.py " + " ".join(sys.argv[1:])
+    if args.one:
+        sys.argv = sys.argv[:1]  # RecBole reads the command line as settings
+        print(json.dumps(measure(args.one, args.steps, args.batch, args.negatives)))
+        return
+    rows = []
+    for variant in args.variants.split(","):
+        if variant not in VARIANTS:
+            parser.error(f"--variants: unknown {variant!r}; choose from {', '.join(VARIANTS)}")
+        cmd = [sys.executable, __file__, "--one", variant, "--steps", str(args.steps)]
+        cmd += ["--batch", str(args.batch), "--negatives", str(args.negatives)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    base = rows[0]
+    for row in rows:
+        row["signals_per_s_vs_first"] = row["signals_per_s"] / base["signals_per_s"]
+
+    from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
+
+    info = run_info(command)
+    lines = provenance_lines(
+        info,
+        f"; ml-100k training rows, embedded SmolLM2-135M + LoRA (r 8), float32, "
+        f"{args.batch} RecBole rows per step, {args.negatives} negatives per signal, "
+        f"{args.steps} timed steps after one warm-up, each variant in its own process",
+    ) + [
+        "| variant | template | signals/s | vs first row | tokens/signal | signals timed | "
+        "s | training rows per epoch | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['template']} | {r['signals_per_s']:.2f} | "
+            f"{r['signals_per_s_vs_first']:.1f}x | {r['tokens_per_signal']:.0f} | {r['signals']} | "
+            f"{r['seconds']:.1f} | {r['training_rows']} | {r['peak_rss_mb']:.0f} |"
+        )
+    save_report(args.out, args.tag, {"run": info, "results": rows}, lines)
+
+
+if __name__ == "__main__":
+    main()

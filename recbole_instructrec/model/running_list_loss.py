@@ -1,0 +1,36 @@
+"""InstructRec's training loss in the running-list layout: every position of a window at once.
+
+A training row of RecBole (a history and its next item) becomes the list of its last
+``max_history_items`` items and that next item; each position after the first is a training
+signal, its positive being the item written there and its negatives ``train_negatives`` uniform
+items scored as continuations of the same prefix. One forward pass gives all of them
+(``ContinuationScorer.score_running_lists``). The loss per signal is the instruction layout's:
+a listwise cross-entropy over (positive, negatives) and the positive's generation loss.
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+def running_list_loss(model, histories, positives):
+    """Mean loss over every position of the rows (``histories[i]`` then ``positives[i]``)."""
+    pick = torch.randint(len(model.train_templates), (1,), generator=model.template_generator)
+    builder = model._builder(model.train_templates[int(pick)])
+    rows = [builder.training_row(h + [p]) for h, p in zip(histories, positives)]
+    rows = [row for row in rows if row.cuts]
+    negatives = [
+        [
+            [builder.piece(n) for n in items]
+            for items in model._sample_negatives(row.histories, row.items)
+        ]
+        for row in rows
+    ]
+    scored = model.scorer.score_running_lists(rows, negatives)
+    sums = torch.stack(scored.logprob_sums)
+    counts = torch.stack(scored.token_counts)
+    scores = builder._normalized(sums, counts)
+    target = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
+    loss = F.cross_entropy(scores / model.ranking_temperature, target)
+    if model.lm_loss_weight:
+        loss = loss - model.lm_loss_weight * (sums[:, 0] / counts[:, 0].clamp(min=1)).mean()
+    return loss

@@ -1,0 +1,144 @@
+"""The running-list layout: one pass scores every position exactly as evaluation scores it."""
+
+import collections
+
+import pytest
+import torch
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import init_seed
+
+import recbole_instructrec
+from conftest import DATASET_DIR, tiny_config
+from recbole_instructrec import InstructRec
+from recbole_instructrec.prompts.templates import TemplateError, load_templates
+from recbole_instructrec.scoring import continuation
+from recbole_instructrec.scoring.continuation import ContinuationScorer
+from recbole_instructrec.trainer.trainer import window_end_rows
+
+LIST = {"eval_template": "seq-list"}
+
+
+def _model(llm_path, **settings):
+    config = Config(
+        model="InstructRec",
+        dataset="tiny",
+        config_dict={"data_path": DATASET_DIR, "llm_path": llm_path, **LIST, **settings},
+    )
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    return InstructRec(config, train._dataset), train
+
+
+def _row_and_negatives(model, window, per_position=3):
+    builder = model.prompts
+    row = builder.training_row(window)
+    items = model._sample_negatives(row.histories, row.items)
+    negatives = [[builder.piece(n) for n in position[:per_position]] for position in items]
+    return builder, row, negatives
+
+
+def _per_prefix(scorer, row, negatives):
+    """The same scores, each prefix scored on its own by the evaluation path."""
+    prompts = [row.ids[:cut] for cut in row.cuts]
+    conts = [
+        [row.ids[cut : cut + n]] + negs for cut, n, negs in zip(row.cuts, row.lengths, negatives)
+    ]
+    return scorer.score(prompts, conts).logprob_sums
+
+
+@pytest.fixture(scope="module")
+def float64_model(tiny_llm):
+    model, _ = _model(tiny_llm, train_negatives=3)
+    model.llm.double().eval()
+    return model
+
+
+def test_every_position_equals_scoring_that_prefix_alone(float64_model):
+    model = float64_model
+    window = list(range(1, 12))
+    builder, row, negatives = _row_and_negatives(model, window)
+    assert len(row.cuts) == 10  # max_history_items positions from 11 items
+    scorer = ContinuationScorer(model.llm, max_batch_tokens=100_000)
+    with torch.no_grad():
+        one_pass = scorer.score_running_lists([row, row], [negatives, negatives])
+        alone = _per_prefix(scorer, row, negatives)
+    assert len(one_pass.logprob_sums) == 20
+    for got, expected in zip(one_pass.logprob_sums, alone + alone):
+        assert torch.allclose(got, expected, atol=1e-9, rtol=0)
+    # and evaluation builds exactly those prefixes and continuations
+    for k, cut in enumerate(row.cuts):
+        plan = builder.plan(row.histories[k], [row.items[k]])
+        ((prefix, (answer,)),) = plan.requests
+        assert prefix == row.ids[:cut]
+        assert answer == row.ids[cut : cut + row.lengths[k]]
+
+
+def test_a_negative_that_sees_the_rest_of_the_list_is_caught(float64_model, monkeypatch):
+    """The check above fails when negatives may read past their prefix (a leak)."""
+    model = float64_model
+    _, row, negatives = _row_and_negatives(model, list(range(1, 12)))
+    scorer = ContinuationScorer(model.llm, max_batch_tokens=100_000)
+    original = continuation._block_attention_mask
+
+    def leaky(q_group, q_pos, q_limit, k_group, k_pos, dtype):
+        return original(q_group, q_pos, q_pos + 1, k_group, k_pos, dtype)
+
+    monkeypatch.setattr(continuation, "_block_attention_mask", leaky)
+    with torch.no_grad():
+        one_pass = scorer.score_running_lists([row], [negatives]).logprob_sums
+    monkeypatch.undo()
+    with torch.no_grad():
+        alone = _per_prefix(scorer, row, negatives)
+    differ = [not torch.allclose(a, b, atol=1e-6) for a, b in zip(one_pass, alone)]
+    assert any(differ)
+
+
+def test_each_training_interaction_is_a_positive_once_per_epoch(tiny_llm):
+    model, train = _model(tiny_llm)
+    dataset = train._dataset
+    users = dataset.inter_feat[dataset.uid_field].numpy()
+    keep = window_end_rows(users, model)
+    seqs = dataset.inter_feat[model.ITEM_SEQ].tolist()
+    lengths = dataset.inter_feat[model.ITEM_SEQ_LEN].tolist()
+    targets = dataset.inter_feat[model.POS_ITEM_ID].tolist()
+    expected = collections.Counter(zip(users.tolist(), targets))
+    trained = collections.Counter()
+    for r in keep.nonzero()[0]:
+        row = model.prompts.training_row(seqs[r][: lengths[r]] + [targets[r]])
+        trained.update((int(users[r]), item) for item in row.items)
+    assert trained == expected
+    assert keep.sum() < len(users) / 3  # far fewer rows than prefixes
+
+
+def test_users_interleaved_are_refused(tiny_llm):
+    model, _ = _model(tiny_llm)
+    with pytest.raises(ValueError, match="in time order"):
+        window_end_rows(torch.tensor([1, 2, 1]).numpy(), model)
+
+
+def test_training_and_evaluation_must_share_a_layout(tiny_llm):
+    with pytest.raises(ValueError, match="mix the layouts"):
+        _model(tiny_llm, train_templates=["seq-list", "seq-match-1"])
+
+
+def test_encoder_decoder_models_keep_the_instruction_layout(tiny_t5):
+    with pytest.raises(ValueError, match="encoder-decoder"):
+        _model(tiny_t5)
+
+
+def test_a_running_list_template_with_slots_is_refused(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "templates:\n  - id: bad\n    preference: P1\n    intention: I0\n    task_form: T2\n"
+        "    layout: running_list\n    instruction: 'Continue {history}'\n"
+    )
+    with pytest.raises(TemplateError, match="running_list"):
+        load_templates(str(path))
+
+
+def test_run_recbole_trains_every_position_and_evaluates(tmp_path, tiny_llm):
+    config = tiny_config(tmp_path, tiny_llm, train_steps_per_epoch=None, **LIST)
+    result = recbole_instructrec.run_recbole("InstructRec", "tiny", config_dict=config)
+    assert 0.0 <= result["test_result"]["hit@1"] <= 1.0
+    assert len(list((tmp_path / "saved").iterdir())) == 2
