@@ -99,6 +99,8 @@ def measure(variant, steps, batch, negatives, seed=2020):
         "signals_per_s": signals / seconds,
         "tokens_per_signal": model.scorer.tokens_computed / signals,
         "training_rows": len(train._dataset),
+        # one epoch = every training row once (train_steps_per_epoch: ~)
+        "projected_epoch_hours": len(train._dataset) / (steps * batch / seconds) / 3600,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
     }
@@ -155,14 +157,15 @@ def main():
         f"{args.steps} timed steps after one warm-up, each variant in its own process",
     ) + [
         "| variant | template | signals/s | vs first row | tokens/signal | signals timed | "
-        "s | training rows per epoch | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "s | training rows per epoch | projected epoch h | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['variant']} | {r['template']} | {r['signals_per_s']:.2f} | "
             f"{r['signals_per_s_vs_first']:.1f}x | {r['tokens_per_signal']:.0f} | {r['signals']} | "
-            f"{r['seconds']:.1f} | {r['training_rows']} | {r['peak_rss_mb']:.0f} |"
+            f"{r['seconds']:.1f} | {r['training_rows']} | {r['projected_epoch_hours']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} |"
         )
     save_report(args.out, args.tag, {"run": info, "results": rows}, lines)
 

@@ -1,0 +1,344 @@
+"""Writes every results table of the README and docs/results.md from benchmarks/results/*.json.
+
+    python benchmarks/render.py          # rewrite the generated blocks
+    python benchmarks/render.py --check  # exit 1 if a committed block differs from its files
+
+A generated block sits between ``<!-- TABLE name -->`` and ``<!-- /TABLE -->`` (the README's
+headline block between its HEADLINE markers); the text around the blocks is written by hand and
+left alone. Each table opens with the file it was rendered from, that file's commit and its
+command, so no number is typed twice.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+README = os.path.join(ROOT, "README.md")
+RESULTS_DOC = os.path.join(ROOT, "docs", "results.md")
+START, END = "<!-- HEADLINE:START (benchmarks/render.py) -->", "<!-- HEADLINE:END -->"
+HEADLINES = (
+    ("headline-ml-100k-uni9.json", "ml-100k, all 943 users, uni9"),
+    ("headline-amazon-games-2000u-uni9.json", "amazon-games, 2,000-user sample, uni9"),
+)
+BLOCK = re.compile(r"(<!-- TABLE (\S+) -->\n)(.*?)(<!-- /TABLE -->)", re.S)
+
+# ------------------------------------------------------------------ the tables of docs/results.md
+# name: (file, rows, columns). rows: a "/"-path to a list of records, or to a mapping whose keys
+# become the first column; or a list of (label, path) pairs. columns: (header, path, format).
+METRICS = [("HR@1", "metrics/hit@1", "4f"), ("HR@5", "metrics/hit@5", "4f")]
+METRICS += [("NDCG@5", "metrics/ndcg@5", "4f")]
+BENCH = [("model", "model", "s")] + METRICS
+BENCH_TIMED = BENCH + [("train s", "train_seconds", "0f"), ("eval s", "eval_seconds", "0f")]
+CONVERGED = BENCH + [
+    ("stopped by", "convergence/stop_reason", "s"),
+    ("best epoch", "convergence/best_epoch", "d"),
+    ("epochs run", "convergence/epochs_run", "d"),
+    ("train s", "train_seconds", "0f"),
+]
+COLD = [
+    ("model", "_key", "s"),
+    ("all HR@1", "all/hit@1", "4f"),
+    ("cold users", "n_cold", "d"),
+    ("cold HR@1", "cold/hit@1", "4f"),
+    ("warm HR@1", "warm/hit@1", "4f"),
+] + [
+    (f"HR@1, target seen {b}", f"by_target_training_count/{b}/hit@1", "3f")
+    for b in ("0-5", "6-10", "11-20", "21-50", "51+")
+]
+FUSION_ROWS = [("LLM alone", "a_alone"), ("SASRec alone", "b_alone"), ("fused", "fused")]
+FUSION = [
+    ("scores", "_key", "s"),
+    ("HR@1", "hit@1", "4f"),
+    ("HR@5", "hit@5", "4f"),
+    ("NDCG@5", "ndcg@5", "4f"),
+]
+SHARES = [("instruction", "_key", "s"), ("Comedy", "Comedy", "3f"), ("Horror", "Horror", "3f")]
+TABLES = {
+    "ml-100k-10-epoch-baselines": ("bench-ml-100k-uni9.json", "results", BENCH_TIMED),
+    "amazon-10-epoch-baselines": ("bench-amazon-games-2000u-uni9.json", "results", BENCH_TIMED),
+    "ml-100k-converged": ("bench-ml-100k-uni9-converged-sasrec.json", "results", CONVERGED),
+    "ml-100k-converged-tuned-bert4rec": (
+        "bench-ml-100k-uni9-converged-tuned-bert4rec.json",
+        "results",
+        CONVERGED,
+    ),
+    "ml-100k-time-limited": ("bench-ml-100k-uni9-converged.json", "results", CONVERGED),
+    "ml-100k-bert4rec-time-limited": ("bench-ml-100k-uni9-bert4rec.json", "results", CONVERGED),
+    "amazon-converged": ("bench-amazon-games-2000u-uni9-converged.json", "results", CONVERGED),
+    "amazon-sasrec-no-time-limit": (
+        "bench-amazon-games-2000u-uni9-sasrec-no-time-limit.json",
+        "results",
+        CONVERGED,
+    ),
+    "running-list": ("bench-ml-100k-uni9-running-list.json", "results", BENCH_TIMED),
+    "forms": ("bench-ml-100k-150u-forms.json", "results", BENCH_TIMED),
+    "forms-tokenization-fix": (
+        "bench-ml-100k-150u-forms-tokenization-fix.json",
+        "results",
+        BENCH_TIMED,
+    ),
+    "hybrid-ml-100k-fused": ("bench-ml-100k-uni9-hybrid-fused.json", "results", BENCH_TIMED),
+    "hybrid-ml-100k-gated-400": (
+        "bench-ml-100k-uni9-hybrid-gated-fused-400steps-rerun.json",
+        "results",
+        BENCH_TIMED,
+    ),
+    "hybrid-ml-100k-learned": ("bench-ml-100k-uni9-hybrid-learned.json", "results", BENCH_TIMED),
+    "hybrid-amazon": ("bench-amazon-games-2000u-uni9-hybrid.json", "results", BENCH_TIMED),
+    "hybrid-amazon-gated": (
+        "bench-amazon-games-2000u-uni9-hybrid-gated.json",
+        "results",
+        BENCH_TIMED,
+    ),
+    "hybrid-amazon-learned": (
+        "bench-amazon-games-2000u-uni9-hybrid-learned.json",
+        "results",
+        BENCH_TIMED,
+    ),
+    "cold-ml-100k": ("cold-ml-100k-uni9-all.json", "rows", COLD),
+    "cold-amazon": ("cold-amazon-games-2000u-uni9-all.json", "rows", COLD),
+    "fusion-ml-100k-lora": (
+        "fusion-ml-100k-lora-sasrec-popularity-aware.json",
+        FUSION_ROWS,
+        FUSION,
+    ),
+    "two-stage-full": (
+        "two-stage-full-ml-100k.json",
+        "rows",
+        [("model", "_key", "s")]
+        + [(f"HR@{k}", f"hit@{k}", "4f") for k in (1, 5, 10, 20)]
+        + [("NDCG@10", "ndcg@10", "4f"), ("wall s", "wall_s", "0f")],
+    ),
+    "instruction-zeroshot": (
+        "instruction-following-ml-100k-zeroshot.json",
+        "share_in_top_k",
+        SHARES,
+    ),
+    "instruction-fused-400": (
+        "instruction-following-ml-100k-hybrid-gated-fused-400steps.json",
+        "share_in_top_k",
+        SHARES,
+    ),
+    "instruction-zeroshot-guidance-1": (
+        "instruction-following-ml-100k-zeroshot-guidance.json",
+        "share_in_top_k_by_guidance/1.0",
+        SHARES,
+    ),
+    "instruction-fused-400-guidance-1": (
+        "instruction-following-ml-100k-hybrid-gated-fused-400steps-guidance.json",
+        "share_in_top_k_by_guidance/1.0",
+        SHARES,
+    ),
+    "instruction-fused-400-guidance-2": (
+        "instruction-following-ml-100k-hybrid-gated-fused-400steps-guidance.json",
+        "share_in_top_k_by_guidance/2.0",
+        SHARES,
+    ),
+    "scoring-speed": (
+        "scoring_speed.json",
+        "results",
+        [
+            ("candidates/user", "candidates_per_user", "d"),
+            ("ours cand/s", "ours_candidates_per_s", "1f"),
+            ("naive cand/s", "naive_candidates_per_s", "1f"),
+            ("speed-up", "speedup", "1f"),
+            ("tokens / floor", "ours_tokens_over_floor", "3f"),
+            ("peak RSS MB", "peak_rss_mb", "0f"),
+        ],
+    ),
+    "quantization": (
+        "quantization.json",
+        "results",
+        [
+            ("precision", "precision", "s"),
+            ("s/user", "seconds_per_user", "3f"),
+            ("HR@1", "hit@1", "4f"),
+            ("NDCG@5", "ndcg@5", "4f"),
+            ("top-1 agreement with fp32", "top1_agreement_with_fp32", "2f"),
+        ],
+    ),
+    "baseline-epoch-cost": (
+        "baseline_epoch_cost.json",
+        "rows",
+        [
+            ("settings changed", "variant", "s"),
+            ("anomaly mode", "detect_anomaly", "s"),
+            ("max length", "max_item_list_length", "d"),
+            ("prefixes/s", "prefixes_per_second", "0f"),
+            ("projected epoch s", "projected_epoch_seconds", "0f"),
+        ],
+    ),
+    "training-speed": (
+        "training_speed.json",
+        "results",
+        [
+            ("variant", "variant", "s"),
+            ("signals/s", "signals_per_s", "2f"),
+            ("vs first row", "signals_per_s_vs_first", "1f"),
+            ("tokens/signal", "tokens_per_signal", "0f"),
+            ("training rows per epoch", "training_rows", "d"),
+            ("projected epoch h", "projected_epoch_hours", "1f"),
+            ("peak RSS MB", "peak_rss_mb", "0f"),
+        ],
+    ),
+}
+COMPARISONS = {
+    "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
+    "forms-T0-fix": "forms-T0-tokenization-fix.json",
+    "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
+}
+
+
+def _at(node, path):
+    for part in path.split("/") if path else []:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _format(value, fmt):
+    if value is None:
+        return "-"
+    if fmt == "s":
+        return str(value)
+    if fmt == "d":
+        return f"{int(value):,}"
+    return f"{float(value):,.{fmt[:-1]}f}"
+
+
+def _source(name, result):
+    run = result.get("run", {})
+    dirty = " (with uncommitted changes)" if run.get("uncommitted_changes") else ""
+    return (
+        f"From `benchmarks/results/{name}`, commit `{run.get('commit', 'unknown')[:10]}`{dirty}, "
+        f"command `{run.get('command', '?').strip()}`:"
+    )
+
+
+def _rows(result, spec):
+    if isinstance(spec, list):
+        return [dict(_at(result, path) or {}, _key=label) for label, path in spec]
+    node = _at(result, spec)
+    if isinstance(node, dict):
+        return [dict(value, _key=key if key != "None" else "(none)") for key, value in node.items()]
+    return node or []
+
+
+def render_table(name):
+    """Lines of the named table (TABLES or COMPARISONS), its provenance line first."""
+    if name in COMPARISONS:
+        return render_comparison(COMPARISONS[name])
+    if name not in TABLES:
+        raise SystemExit(f"<!-- TABLE {name} -->: no such table; known: {', '.join(TABLES)}")
+    file, rows, columns = TABLES[name]
+    path = os.path.join(RESULTS, file)
+    if not os.path.isfile(path):
+        return [f"(`benchmarks/results/{file}` is not measured yet.)"]
+    with open(path, encoding="utf-8") as f:
+        result = json.load(f)
+    lines = [_source(file, result), ""]
+    lines.append("| " + " | ".join(header for header, _, _ in columns) + " |")
+    lines.append("|" + "---|" * len(columns))
+    for row in _rows(result, rows):
+        cells = [_format(_at(row, path), fmt) for _, path, fmt in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cell(entry):
+    low, high = entry["ci95"]
+    text = f"{entry['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+    return f"**{text}**" if entry["verdict"] != "no measurable difference" else text
+
+
+def _verdict(against):
+    hit, ndcg = (against[m]["verdict"] for m in ("hit@1", "ndcg@5"))
+    return hit if hit == ndcg else f"HR@1: {hit}; NDCG@5: {ndcg}"
+
+
+def render_comparison(name, title=None):
+    """A paired comparison (``instructrec compare`` / bench) file as a table."""
+    path = os.path.join(RESULTS, name)
+    if not os.path.isfile(path):
+        return [f"(`benchmarks/results/{name}` is not measured yet.)"]
+    with open(path, encoding="utf-8") as f:
+        result = json.load(f)
+    references = result["references"]
+    first = next(iter(references), "reference")
+    best = references.get("best baseline (by validation)")
+    head = (
+        f"**{title}** ({result['n_users']} test users, the same stored candidates for every row; "
+    )
+    lines = [
+        (head if title else f"({result['n_users']} test users; ")
+        + f"`benchmarks/results/{name}`, commit `{result['run']['commit'][:10]}`, command in "
+        "the file):",
+        "",
+        f"| model | training | HR@1 | NDCG@5 | Δ HR@1 vs {first} [95 % CI] | Δ NDCG@5 vs "
+        f"{first} [95 % CI] | vs {best or 'best baseline'} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        versus = row["against"].get(first)
+        versus_best = row["against"].get("best baseline (by validation)")
+        cells = [
+            row["model"],
+            row["training"],
+            f"{row['metrics']['hit@1']:.4f}",
+            f"{row['metrics']['ndcg@5']:.4f}",
+            _cell(versus["hit@1"]) if versus else "reference",
+            _cell(versus["ndcg@5"]) if versus else "reference",
+            _verdict(versus_best) if versus_best else "reference",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_headline():
+    lines = [START, ""]
+    for name, title in HEADLINES:
+        lines += render_comparison(name, title) + [""]
+    return "\n".join(lines + [END])
+
+
+def render_readme(text):
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md has no {START} ... {END} block to fill.")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return head + render_headline() + tail
+
+
+def render_blocks(text):
+    return BLOCK.sub(
+        lambda m: m.group(1) + "\n".join(render_table(m.group(2))) + "\n" + m.group(4), text
+    )
+
+
+def main(argv=None, readme=None, results_doc=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, render in ((readme or README, render_readme), (results_doc or RESULTS_DOC, None)):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = render_blocks(render(text) if render else text)
+        if new == text:
+            continue
+        if args.check:
+            stale.append(os.path.relpath(path, ROOT))
+        else:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+    if stale:
+        print(f"{', '.join(stale)} differ from benchmarks/results: run python benchmarks/render.py")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
