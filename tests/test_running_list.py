@@ -142,3 +142,14 @@ def test_run_recbole_trains_every_position_and_evaluates(tmp_path, tiny_llm):
     result = recbole_instructrec.run_recbole("InstructRec", "tiny", config_dict=config)
     assert 0.0 <= result["test_result"]["hit@1"] <= 1.0
     assert len(list((tmp_path / "saved").iterdir())) == 2
+
+
+def test_item_tokens_train_in_the_running_list(tiny_llm):
+    model, train = _model(tiny_llm, item_id_tokens=True, train_negatives=2)
+    model.train()
+    loss = model.calculate_loss(next(iter(train))[:4])
+    loss.backward()
+    assert torch.isfinite(loss)
+    trained = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None]
+    assert any("lora" in n for n in trained)
+    assert len(trained) > sum("lora" in n for n in trained)  # the item table / projector too
