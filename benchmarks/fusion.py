@@ -32,6 +32,7 @@ from recbole_instructrec.bench.cold_items import (  # noqa: E402
     counts_from_atomic,
 )
 from recbole_instructrec.bench.report import run_info  # noqa: E402
+from recbole_instructrec.bench.score_files import read_score_file  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
 from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics  # noqa: E402
 
@@ -39,8 +40,7 @@ GRID = np.round(np.linspace(0, 1, 21), 2)
 
 
 def _load(path):
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = read_score_file(path)
     return {r["user"]: (r["items"], np.asarray(r["scores"], dtype=np.float64)) for r in rows}
 
 

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from recbole_instructrec.bench import paired
+from recbole_instructrec.bench.score_files import read_score_file, score_file_path
 from recbole_instructrec.scoring.ranking import metric_of_ranks, positive_ranks
 
 HEADLINE = (("hit", 1), ("ndcg", 5))
@@ -50,13 +51,12 @@ def load_rows(result_files, names=None):
 
 def read_scores(path, model):
     """(users, candidates, scores) of a score file, sorted by user."""
-    if not path or not os.path.isfile(path):
+    if score_file_path(path) is None:
         raise ComparisonError(
             f"row {model}: its score file {path!r} does not exist; compare rows of a sampled "
             "protocol (uni9, uni99, pop99) from the folder where the benchmark wrote them."
         )
-    with open(path, encoding="utf-8") as f:
-        records = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["user"])
+    records = sorted(read_score_file(path), key=lambda r: r["user"])
     users = [r["user"] for r in records]
     return users, [r["items"] for r in records], np.array([r["scores"] for r in records])
 

@@ -9,7 +9,6 @@ parameters, the command, the commit and the machine.
 """
 
 import gc
-import json
 import os
 import time
 
@@ -22,9 +21,9 @@ from tqdm import tqdm
 
 from recbole_instructrec.bench import candidates as cand
 from recbole_instructrec.bench import cold_items, comparison
-from recbole_instructrec.bench.atomic import write_text_atomic
 from recbole_instructrec.bench.convergence import fit_to_convergence
 from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
+from recbole_instructrec.bench.score_files import write_score_file
 from recbole_instructrec.bench.user_sample import sample_users
 from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics
 from recbole_instructrec.scoring.retriever import read_checkpoint
@@ -146,7 +145,7 @@ def run_benchmark(
         checkpoints = {}  # row -> the checkpoint it wrote, for "@<row>" settings
         for name in models:
             _log(f"[{dataset}] {name}: training and evaluating")
-            scores_file = os.path.join(out_dir, "scores", stamp, f"{ds_name}-{name}.jsonl")
+            scores_file = os.path.join(out_dir, "scores", stamp, f"{ds_name}-{name}.jsonl.gz")
             record = _run_one(
                 name,
                 ds_name,
@@ -304,7 +303,7 @@ def _run_one(
     cold = cold_items.cold_mask(targets, train_counts)
     extra = {}
     if llm_scores is not None:
-        llm_file = scores_file.replace(".jsonl", "-before-fusion.jsonl")
+        llm_file = scores_file.replace(".jsonl.gz", "-before-fusion.jsonl.gz")
         _save_scores(llm_file, llm_scores, ids, test_dataset)
         extra["before_fusion"] = {
             "scores_file": llm_file,
@@ -443,7 +442,7 @@ def _save_scores(path, scores, ids, test_dataset):
         }
         for u, row, score in zip(users, ids, scores)
     )
-    write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in records))
+    write_score_file(path, records)
 
 
 @torch.no_grad()
