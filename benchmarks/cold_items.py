@@ -26,12 +26,12 @@ sys.path.insert(0, ROOT)
 from recbole_instructrec.bench.cold_items import (  # noqa: E402
     COLD_MAX_TRAIN_INTERACTIONS,
     cold_mask,
-    counts_from_atomic,
     popularity_buckets,
 )
 from recbole_instructrec.bench.report import run_info, save_report  # noqa: E402
 from recbole_instructrec.bench.score_files import read_score_file, score_files_in  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
+from recbole_instructrec.data.training_counts import counts_from_atomic  # noqa: E402
 from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics  # noqa: E402
 
 

@@ -35,11 +35,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from recbole_instructrec.bench.cold_items import (  # noqa: E402
     COLD_MAX_TRAIN_INTERACTIONS,
     cold_mask,
-    counts_from_atomic,
 )
 from recbole_instructrec.bench.report import run_info  # noqa: E402
 from recbole_instructrec.bench.score_files import read_score_file  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
+from recbole_instructrec.data.training_counts import counts_from_atomic  # noqa: E402
 from recbole_instructrec.scoring.fusion import FUSION_GRID, standardise  # noqa: E402
 from recbole_instructrec.scoring.fusion import fuse as fuse_scores  # noqa: E402
 from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics  # noqa: E402

@@ -25,6 +25,7 @@ from recbole_instructrec.bench.convergence import fit_to_convergence
 from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 from recbole_instructrec.bench.score_files import write_score_file
 from recbole_instructrec.bench.user_sample import sample_users
+from recbole_instructrec.data.training_counts import counts_from_dataset
 from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics
 from recbole_instructrec.scoring.retriever import read_checkpoint
 
@@ -141,7 +142,7 @@ def run_benchmark(
             cand.save_candidates(candidate_file, candidates, test_dataset)
         tokens = _as_tokens(candidates, test_dataset)
         # From a fresh load: the split has already rewritten full_dataset's interactions.
-        train_counts = cold_items.counts_from_dataset(create_dataset(config))
+        train_counts = counts_from_dataset(create_dataset(config))
         checkpoints = {}  # row -> the checkpoint it wrote, for "@<row>" settings
         for name in models:
             _log(f"[{dataset}] {name}: training and evaluating")

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
+from recbole_instructrec.data.training_counts import items_seen_at_least
 from recbole_instructrec.model.running_list_loss import running_list_loss
 from recbole_instructrec.prompts.builder import PromptBuilder, cap_item_texts
 from recbole_instructrec.prompts.intentions import (
@@ -50,7 +51,6 @@ from recbole_instructrec.scoring.fusion import FusionError, fuse
 from recbole_instructrec.scoring.item_tokens import (
     collab_item_embeddings,
     install_item_tokens,
-    items_seen_at_least,
     learned_item_table,
 )
 from recbole_instructrec.scoring.lora import attach_lora
