@@ -26,6 +26,7 @@ from recbole_instructrec.bench.report import provenance_lines, run_info, save_re
 from recbole_instructrec.bench.score_files import write_score_file
 from recbole_instructrec.bench.user_sample import sample_users
 from recbole_instructrec.data.training_counts import counts_from_dataset
+from recbole_instructrec.jsonable import jsonable
 from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics
 from recbole_instructrec.scoring.retriever import read_checkpoint
 
@@ -318,7 +319,7 @@ def _run_one(
         "scores_file": scores_file if tokens is not None else None,
         "model": name,
         "recbole_model": model_name,
-        "settings": {k: _jsonable(v) for k, v in {**variant, **point, **overrides}.items()},
+        "settings": {k: jsonable(v) for k, v in {**variant, **point, **overrides}.items()},
         "convergence": convergence,
         "validation_grid": grid_record,
         **_rank_summary(ranks, ks, cold),
@@ -601,9 +602,3 @@ def _chart(records, paired, path):
 
 def _log(message):
     print(message, flush=True)
-
-
-def _jsonable(value):
-    return (
-        value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
-    )
