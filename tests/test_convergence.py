@@ -7,6 +7,7 @@ import torch
 import recbole_instructrec  # noqa: F401
 from conftest import DATASET_DIR
 from recbole_instructrec.bench import convergence, runner
+from recbole_instructrec.scoring.recbole_checkpoint import load_recbole_checkpoint
 
 
 def _sasrec(tmp_path, **settings):
@@ -31,7 +32,7 @@ def test_early_stopping_is_recorded_with_the_epoch_validation_chose(tmp_path):
     # ... followed by more than stopping_step evaluations without gain.
     assert record["epochs_run"] - 1 - best == 3
     # The checkpoint on disk is the best epoch's.
-    saved = torch.load(trainer.saved_model_file, weights_only=False)
+    saved = load_recbole_checkpoint(trainer.saved_model_file)
     assert saved["epoch"] == best
 
 

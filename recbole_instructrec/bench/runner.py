@@ -410,7 +410,7 @@ def _load_best(trainer, model):
     if hasattr(trainer, "load_adapter"):
         trainer.load_adapter(path)
     else:
-        state = torch.load(path, map_location=trainer.device, weights_only=False)
+        state = read_checkpoint(path, "trained_checkpoint", map_location=trainer.device)
         model.load_state_dict(state["state_dict"])
         model.load_other_parameter(state.get("other_parameter"))
 
