@@ -53,7 +53,7 @@ from recbole_instructrec.scoring.item_tokens import (
     install_item_tokens,
     learned_item_table,
 )
-from recbole_instructrec.scoring.lora import attach_lora
+from recbole_instructrec.scoring.lora import attach_lora, prepare_for_training
 from recbole_instructrec.scoring.retriever import (
     load_retriever,
     recent_history,
@@ -110,7 +110,7 @@ class InstructRec(SequentialRecommender):
         backbone = load_backbone(
             self.llm_path, self.llm_cache_dir, self.llm_dtype, load_in_bits=self.load_in_bits
         )
-        _prepare_for_training(backbone.model, self.gradient_checkpointing, self.load_in_bits)
+        prepare_for_training(backbone.model, self.gradient_checkpointing, self.load_in_bits)
         self.llm_source = backbone.source
         self.llm_identity = backbone.identity
         self.is_encoder_decoder = backbone.is_encoder_decoder
@@ -506,20 +506,6 @@ def _one_layout(eval_template, train_templates):
             "seq-list)."
         )
     return layouts.pop()
-
-
-def _prepare_for_training(llm, gradient_checkpointing, load_in_bits):
-    if load_in_bits:
-        from peft import prepare_model_for_kbit_training
-
-        prepare_model_for_kbit_training(
-            llm,
-            use_gradient_checkpointing=gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-        )
-    elif gradient_checkpointing:
-        # non-reentrant checkpointing needs no input gradients, so a frozen embedding is fine
-        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def _int_setting(config, key, minimum):
