@@ -14,8 +14,6 @@ so that 16 cold users (ml-100k) are not the only view of where text beats IDs. N
 """
 
 import argparse
-import glob
-import json
 import os
 import sys
 from operator import itemgetter
@@ -28,11 +26,12 @@ sys.path.insert(0, ROOT)
 from recbole_instructrec.bench.cold_items import (  # noqa: E402
     COLD_MAX_TRAIN_INTERACTIONS,
     cold_mask,
-    counts_from_atomic,
     popularity_buckets,
 )
 from recbole_instructrec.bench.report import run_info, save_report  # noqa: E402
+from recbole_instructrec.bench.score_files import read_score_file, score_files_in  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
+from recbole_instructrec.data.training_counts import counts_from_atomic  # noqa: E402
 from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics  # noqa: E402
 
 
@@ -42,16 +41,14 @@ def _score_files(folders, dataset):
     seen, candidates = {}, None
     for folder in folders:
         tag = os.path.basename(os.path.normpath(folder))
-        for path in sorted(glob.glob(os.path.join(folder, "*.jsonl"))):
-            with open(path, encoding="utf-8") as f:
-                records = [json.loads(line) for line in f if line.strip()]
-            records.sort(key=itemgetter("user"))
+        for name, path in score_files_in(folder):
+            records = sorted(read_score_file(path), key=itemgetter("user"))
             these = [(r["user"], r["items"]) for r in records]
             if candidates is None:
                 candidates = these
             elif these != candidates:
                 raise SystemExit(f"{path} does not hold the same users and candidates as the rest.")
-            model = os.path.basename(path)[: -len(".jsonl")].replace(dataset + "-", "", 1)
+            model = name.replace(dataset + "-", "", 1)
             scores = np.array([r["scores"] for r in records])
             same_model = [s for name, s in seen.items() if name.split(" (")[0] == model]
             # Scores are stored to 6 decimals: a re-run of the same checkpoint differs in the last.

@@ -3,7 +3,8 @@
 RecBole is never edited. Importing :mod:`recbole_instructrec` calls :func:`install` once, which
 
 1. applies the version shims RecBole 1.2.1 needs on today's stack
-   (numpy 2, pandas 3, torch>=2.6 ``torch.load``, and keeping ``ray`` off our run path),
+   (numpy 2, pandas 3, torch>=2.6 ``torch.load`` of RecBole's checkpoints, read by torch's safe
+   loader, and keeping ``ray`` off our run path),
 2. registers :class:`~recbole_instructrec.model.InstructRec` with RecBole's own model lookup
    (``recbole.utils.get_model``) and :class:`~recbole_instructrec.trainer.InstructRecTrainer`
    with ``recbole.utils.get_trainer``, so RecBole's own entry points resolve the names, and
@@ -154,30 +155,40 @@ def _shim_pandas3_token_seq():
     dataset_module.pd = _PandasReadingEmptySeqCells("pandas")
 
 
-class _TorchWithRecBoleLoad(types.ModuleType):
-    """`torch`, except that `load` keeps RecBole 1.2.1's pre-2.6 semantics.
+class _TorchWithSafeRecBoleCheckpoints(types.ModuleType):
+    """`torch`, except that RecBole's trainer saves and loads its checkpoints safely.
 
     RecBole's own checkpoints pickle its Config, which torch>=2.6's `weights_only=True` default
-    refuses. We give RecBole's trainer (and only it) a `torch` whose `load` defaults to
-    `weights_only=False`; these are files RecBole itself wrote. InstructRec checkpoints do not
-    take this path: they are safetensors plus JSON (see trainer.checkpoint).
+    refuses. `load` reads them with torch's safe loader and the allowlist of
+    :mod:`.scoring.recbole_checkpoint` (never `weights_only=False`), and `save` writes them with
+    torch's default pickle protocol (2) instead of RecBole's 4, which torch's safe loader cannot
+    parse. Only RecBole's trainer module sees this `torch`. InstructRec checkpoints do not take
+    this path: they are safetensors plus JSON (see trainer.checkpoint).
     """
 
     def __getattr__(self, name):
         return getattr(torch, name)
 
     @staticmethod
-    def load(*args, **kwargs):
-        kwargs.setdefault("weights_only", False)
-        return torch.load(*args, **kwargs)
+    def load(f, map_location=None, **kwargs):
+        from recbole_instructrec.scoring.recbole_checkpoint import load_recbole_checkpoint
+
+        if kwargs.get("weights_only") is False:
+            raise ValueError("RecBole checkpoints are loaded with torch's safe loader only.")
+        return load_recbole_checkpoint(f, map_location=map_location)
+
+    @staticmethod
+    def save(obj, f, *args, **kwargs):
+        kwargs.pop("pickle_protocol", None)
+        return torch.save(obj, f, *args, **kwargs)
 
 
 def _shim_torch_load():
     from recbole.trainer import trainer as trainer_module
 
-    if isinstance(trainer_module.torch, _TorchWithRecBoleLoad):
+    if isinstance(trainer_module.torch, _TorchWithSafeRecBoleCheckpoints):
         return
-    trainer_module.torch = _TorchWithRecBoleLoad("torch")
+    trainer_module.torch = _TorchWithSafeRecBoleCheckpoints("torch")
 
 
 def _register_model_and_trainer():

@@ -11,14 +11,13 @@ from recbole.data import create_dataset, data_preparation
 
 from conftest import DATASET_DIR
 from recbole_instructrec.bench import run_benchmark
-from recbole_instructrec.bench.cold_items import (
-    cold_mask,
+from recbole_instructrec.bench.cold_items import cold_mask, popularity_buckets
+from recbole_instructrec.bench.user_sample import sample_users
+from recbole_instructrec.data.training_counts import (
     counts_from_atomic,
     counts_from_dataset,
-    popularity_buckets,
     training_counts,
 )
-from recbole_instructrec.bench.user_sample import sample_users
 from recbole_instructrec.scoring.fusion import FUSION_GRID
 from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics
 

@@ -6,7 +6,8 @@ import torch
 
 import recbole_instructrec  # noqa: F401
 from conftest import DATASET_DIR
-from recbole_instructrec.bench import convergence, runner
+from recbole_instructrec.bench import comparison, convergence, runner
+from recbole_instructrec.scoring.recbole_checkpoint import load_recbole_checkpoint
 
 
 def _sasrec(tmp_path, **settings):
@@ -31,7 +32,7 @@ def test_early_stopping_is_recorded_with_the_epoch_validation_chose(tmp_path):
     # ... followed by more than stopping_step evaluations without gain.
     assert record["epochs_run"] - 1 - best == 3
     # The checkpoint on disk is the best epoch's.
-    saved = torch.load(trainer.saved_model_file, weights_only=False)
+    saved = load_recbole_checkpoint(trainer.saved_model_file)
     assert saved["epoch"] == best
 
 
@@ -42,7 +43,7 @@ def test_a_capped_or_timed_out_run_says_so(tmp_path):
     record = convergence.fit_to_convergence(trainer, train, valid, time_limit_s=0)
     # The first epoch always runs, so a best checkpoint exists to load.
     assert record["stop_reason"] == "time limit" and record["epochs_run"] == 1
-    assert "not converged" in runner.comparison.training_summary({"convergence": record})
+    assert "not converged" in comparison.training_summary({"convergence": record})
     # The trainer is left with its own methods.
     assert "_train_epoch" not in vars(trainer)
 

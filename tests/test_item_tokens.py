@@ -12,6 +12,7 @@ import recbole_instructrec
 from conftest import tiny_config
 from recbole_instructrec import InstructRec
 from recbole_instructrec.scoring.item_tokens import CollabCheckpointError, ItemTokenEmbedding
+from recbole_instructrec.scoring.recbole_checkpoint import load_recbole_checkpoint
 from recbole_instructrec.scoring.retriever import RetrieverError
 
 
@@ -124,7 +125,7 @@ def test_collab_checkpoint_supplies_the_item_table(tmp_path, tiny_llm, sasrec_ch
         tmp_path, tiny_llm, item_id_tokens=True, collab_model_checkpoint=sasrec_checkpoint
     )
     # map_location: the fixture's checkpoint was saved on whatever device the run used.
-    state = torch.load(sasrec_checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = load_recbole_checkpoint(sasrec_checkpoint, map_location="cpu")["state_dict"]
     assert torch.equal(model.item_tokens.item_table.weight.cpu(), state["item_embedding.weight"])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("projector" in n for n in trainable)

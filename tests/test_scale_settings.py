@@ -38,7 +38,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tmp_path, tiny
     checkpointed_model, batch = _model_and_batch(
         tmp_path / "b", tiny_llm, gradient_checkpointing=True
     )
-    assert checkpointed_model.llm.base_model.model.is_gradient_checkpointing
+    assert checkpointed_model.llm.base_model.model.is_activation_checkpointing
     checkpointed = _loss_and_grads(checkpointed_model, batch)
     assert checkpointed[0] == pytest.approx(plain[0].item(), abs=1e-5)
     assert plain[1].keys() == checkpointed[1].keys()

@@ -9,16 +9,21 @@ import os
 import tempfile
 
 
-def write_text_atomic(path, text):
-    """Write ``text`` to ``path`` (UTF-8), creating its folder if needed."""
+def write_bytes_atomic(path, data):
+    """Write ``data`` to ``path``, creating its folder if needed."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; result files are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_text_atomic(path, text):
+    """Write ``text`` to ``path`` (UTF-8), creating its folder if needed."""
+    write_bytes_atomic(path, text.encode("utf-8"))

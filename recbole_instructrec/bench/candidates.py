@@ -108,3 +108,32 @@ def candidate_rows(test_dataset, candidates, start, stop):
     rows = {key: value[index] for key, value in base.interaction.items()}
     rows[test_dataset.iid_field] = torch.from_numpy(candidates[start:stop].reshape(-1))
     return Interaction(rows)
+
+
+def candidate_tokens(candidates, test_dataset):
+    """``{user token: [item tokens]}`` of candidates in ``test_dataset``'s internal ids (None
+    stays None): how they are stored, so that every model can map them to its own ids."""
+    if candidates is None:
+        return None
+    users = test_dataset.inter_feat[test_dataset.uid_field].numpy()
+    user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
+    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
+    return {
+        str(user_tokens[u]): [str(item_tokens[i]) for i in row] for u, row in zip(users, candidates)
+    }
+
+
+def candidate_ids(tokens, test_dataset):
+    """The stored token candidates in this model's own internal ids, in its test-row order."""
+    users = test_dataset.inter_feat[test_dataset.uid_field].numpy()
+    user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
+    item_ids = test_dataset.field2token_id[test_dataset.iid_field]
+    rows = []
+    for u in users:
+        row = tokens[str(user_tokens[u])]
+        rows.append([item_ids[t] for t in row])
+    ids = np.asarray(rows, dtype=np.int64)
+    positives = test_dataset.inter_feat[test_dataset.iid_field].numpy()
+    if not np.array_equal(ids[:, 0], positives):
+        raise RuntimeError("The test targets differ between models: the split is not shared.")
+    return ids

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from recbole_instructrec.bench import paired
+from recbole_instructrec.bench.score_files import read_score_file, score_file_path
 from recbole_instructrec.scoring.ranking import metric_of_ranks, positive_ranks
 
 HEADLINE = (("hit", 1), ("ndcg", 5))
@@ -50,13 +51,12 @@ def load_rows(result_files, names=None):
 
 def read_scores(path, model):
     """(users, candidates, scores) of a score file, sorted by user."""
-    if not path or not os.path.isfile(path):
+    if score_file_path(path) is None:
         raise ComparisonError(
             f"row {model}: its score file {path!r} does not exist; compare rows of a sampled "
             "protocol (uni9, uni99, pop99) from the folder where the benchmark wrote them."
         )
-    with open(path, encoding="utf-8") as f:
-        records = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["user"])
+    records = sorted(read_score_file(path), key=lambda r: r["user"])
     users = [r["user"] for r in records]
     return users, [r["items"] for r in records], np.array([r["scores"] for r in records])
 
@@ -183,50 +183,3 @@ def _verdict(against):
     if verdicts == {"no measurable difference"}:
         return "no measurable difference"
     return " / ".join(f"{against[m]['verdict']} on {m}" for m in ("hit@1", "ndcg@5"))
-
-
-def chart(comparison, path, title):
-    """Each row's hit@1 and ndcg@5 with its 95 % bootstrap interval, in a PNG."""
-    plt = _pyplot()
-    if plt is None:
-        return
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(comparison["rows"])), 4.5))
-    draw(ax, comparison["rows"], f"{title} ({comparison['n_users']} users)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def draw(ax, rows, title):
-    """Bars of hit@1 and ndcg@5 per row; error bars where a row has its ``ci95``."""
-    x = np.arange(len(rows))
-    width = 0.4
-    for j, metric in enumerate(("hit@1", "ndcg@5")):
-        values = np.array([r["metrics"].get(metric, np.nan) for r in rows])
-        errors = None
-        if all("ci95" in r for r in rows):
-            low = values - np.array([r["ci95"][metric][0] for r in rows])
-            high = np.array([r["ci95"][metric][1] for r in rows]) - values
-            errors = [low, high]
-        bars = ax.bar(x + j * width, values, width, yerr=errors, capsize=3, label=metric)
-        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=6)
-    ax.set_xticks(x + width / 2, [r["model"] for r in rows], rotation=20, ha="right", fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_title(f"{title}; bars: 95 % bootstrap intervals", fontsize=9)
-    ax.legend()
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        from logging import getLogger
-
-        getLogger().warning(
-            "matplotlib is not installed: no chart written (pip install matplotlib)"
-        )
-        return None
-    return plt

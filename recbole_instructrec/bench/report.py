@@ -1,4 +1,5 @@
-"""Writing benchmark reports: JSON with everything, Markdown with the provenance on top."""
+"""Writing benchmark reports: JSON with everything, Markdown with the provenance on top, and
+for a benchmark run its table, paired comparisons, cold-item slice and chart."""
 
 import json
 import os
@@ -9,9 +10,11 @@ import time
 
 import torch
 
+from recbole_instructrec.bench import charts, comparison
 from recbole_instructrec.bench.atomic import write_text_atomic
 
 EXCLUDE_RESULTS = ":(exclude)benchmarks/results"
+HEADLINE = ["hit@1", "ndcg@5"]
 
 
 def provenance_lines(info, extra=""):
@@ -73,3 +76,96 @@ def run_info(command):
         },
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+
+
+def write_results(records, run_info, out_dir, stem, quiet=False):
+    """A benchmark run's ``stem``.json, .md and .png under ``out_dir``."""
+    paired = paired_comparisons(records)
+    table = save_report(
+        out_dir,
+        stem,
+        {"run": run_info, "results": records, "paired": paired},
+        markdown_table(records, run_info, paired),
+        quiet,
+    )
+    charts.benchmark_chart(_groups(records), paired, os.path.join(out_dir, f"{stem}.png"))
+    return table
+
+
+def _groups(records):
+    groups = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["protocol"]), []).append(r)
+    return groups
+
+
+def paired_comparisons(records):
+    """Per dataset and sampled protocol, every row against SASRec and the best baseline."""
+    paired = {}
+    for (dataset, protocol), rows in _groups(records).items():
+        rows = [r for r in rows if r.get("scores_file")]
+        if len(rows) > 1:
+            paired[f"{dataset} ({protocol})"] = comparison.compare_rows(rows)
+    return paired
+
+
+def markdown_table(records, run_info, paired=None):
+    metric_keys = sorted(
+        {k for r in records for k in r["metrics"]},
+        key=lambda k: (k.split("@")[0] != "hit", int(k.split("@")[1])),
+    )
+    header = [
+        "dataset",
+        "users",
+        "model",
+        "training",
+        *metric_keys,
+        "train s",
+        "eval s",
+        "trainable",
+        "candidates sha256",
+    ]
+    lines = provenance_lines(run_info) + [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for r in records:
+        cells = [
+            f"{r['dataset']} ({r['protocol']})",
+            str(r["n_test_users"]),
+            r["model"],
+            comparison.training_summary(r),
+            *[f"{r['metrics'][k]:.4f}" if k in r["metrics"] else "" for k in metric_keys],
+            f"{r['train_seconds']:.0f}",
+            f"{r['eval_seconds']:.0f}",
+            f"{r['trainable_parameters']:,}",
+            (r["candidates_sha256"] or "full ranking")[:12],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    for group, result in (paired or {}).items():
+        lines += ["", f"Paired comparisons, {group}:", *comparison.markdown_lines(result)]
+    lines += cold_slice_table(records)
+    return lines
+
+
+def cold_slice_table(records):
+    rows = [r for r in records if r.get("cold_slice")]
+    if not rows:
+        return []
+    n = rows[0]["cold_slice"]["max_train_interactions"]
+    lines = [
+        "",
+        f"Cold-item slice: test users whose target item has at most {n} training interactions.",
+        "",
+        "| dataset | model | users in slice | hit@1 | ndcg@5 | hit@1 (all users) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cold = r["cold_slice"]
+        cells = [f"{cold['metrics'].get(k, float('nan')):.4f}" for k in HEADLINE]
+        lines.append(
+            f"| {r['dataset']} ({r['protocol']}) | {r['model']} | {cold['n_test_users']} | "
+            + " | ".join(cells)
+            + f" | {r['metrics'].get('hit@1', float('nan')):.4f} |"
+        )
+    return lines

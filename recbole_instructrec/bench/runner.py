@@ -9,23 +9,20 @@ parameters, the command, the commit and the machine.
 """
 
 import gc
-import json
 import os
 import time
 
-import numpy as np
-import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_logger, init_seed
-from tqdm import tqdm
 
 from recbole_instructrec.bench import candidates as cand
-from recbole_instructrec.bench import cold_items, comparison
-from recbole_instructrec.bench.atomic import write_text_atomic
+from recbole_instructrec.bench import cold_items, evaluation
 from recbole_instructrec.bench.convergence import fit_to_convergence
-from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
+from recbole_instructrec.bench.report import HEADLINE, run_info, write_results
 from recbole_instructrec.bench.user_sample import sample_users
+from recbole_instructrec.data.training_counts import counts_from_dataset
+from recbole_instructrec.jsonable import jsonable
 from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics
 from recbole_instructrec.scoring.retriever import read_checkpoint
 
@@ -97,7 +94,6 @@ BASELINE_SETTINGS = {
 # Candidates are drawn from the items users interacted with (as in every earlier run).
 INTERACTIONS_ONLY = {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}}
 PROTOCOL_KS = {"uni9": [1, 3, 5], "full": [1, 5, 10, 20]}
-HEADLINE = ["hit@1", "ndcg@5"]
 
 
 def run_benchmark(
@@ -140,13 +136,13 @@ def run_benchmark(
         candidate_file = os.path.join(out_dir, f"candidates-{ds_name}-{protocol}.jsonl")
         if candidates is not None:
             cand.save_candidates(candidate_file, candidates, test_dataset)
-        tokens = _as_tokens(candidates, test_dataset)
+        tokens = cand.candidate_tokens(candidates, test_dataset)
         # From a fresh load: the split has already rewritten full_dataset's interactions.
-        train_counts = cold_items.counts_from_dataset(create_dataset(config))
+        train_counts = counts_from_dataset(create_dataset(config))
         checkpoints = {}  # row -> the checkpoint it wrote, for "@<row>" settings
         for name in models:
             _log(f"[{dataset}] {name}: training and evaluating")
-            scores_file = os.path.join(out_dir, "scores", stamp, f"{ds_name}-{name}.jsonl")
+            scores_file = os.path.join(out_dir, "scores", stamp, f"{ds_name}-{name}.jsonl.gz")
             record = _run_one(
                 name,
                 ds_name,
@@ -217,17 +213,6 @@ def _prepare(model_name, dataset, settings):
     return config, (train, valid, test), full_dataset, test._dataset
 
 
-def _as_tokens(candidates, test_dataset):
-    if candidates is None:
-        return None
-    users = test_dataset.inter_feat[test_dataset.uid_field].numpy()
-    user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
-    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
-    return {
-        str(user_tokens[u]): [str(item_tokens[i]) for i in row] for u, row in zip(users, candidates)
-    }
-
-
 def resolve_model(name):
     """(RecBole model, variant settings, validation grid) of a benchmark row name.
 
@@ -288,24 +273,26 @@ def _run_one(
     start = time.time()
     llm_scores = None
     if tokens is None:
-        ranks = _full_ranks(model, test_dataset, test, config)
+        ranks = evaluation.full_ranks(model, test_dataset, test, config)
         digest = None
     else:
-        ids = _to_ids(tokens, test_dataset)
+        ids = cand.candidate_ids(tokens, test_dataset)
         digest = cand.candidate_hash(ids, test_dataset)
-        scores, llm_scores = _sampled_scores(model, test_dataset, ids, config["eval_batch_size"])
+        scores, llm_scores = evaluation.sampled_scores(
+            model, test_dataset, ids, config["eval_batch_size"]
+        )
         user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
         users = user_tokens[test_dataset.inter_feat[test_dataset.uid_field].numpy()]
         ranks = positive_ranks(scores, name, users)
-        _save_scores(scores_file, scores, ids, test_dataset)
+        evaluation.save_scores(scores_file, scores, ids, test_dataset)
     eval_time = time.time() - start
     item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
     targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
     cold = cold_items.cold_mask(targets, train_counts)
     extra = {}
     if llm_scores is not None:
-        llm_file = scores_file.replace(".jsonl", "-before-fusion.jsonl")
-        _save_scores(llm_file, llm_scores, ids, test_dataset)
+        llm_file = scores_file.replace(".jsonl.gz", "-before-fusion.jsonl.gz")
+        evaluation.save_scores(llm_file, llm_scores, ids, test_dataset)
         extra["before_fusion"] = {
             "scores_file": llm_file,
             **_rank_summary(positive_ranks(llm_scores, f"{name} before fusion", users), ks, cold),
@@ -318,7 +305,7 @@ def _run_one(
         "scores_file": scores_file if tokens is not None else None,
         "model": name,
         "recbole_model": model_name,
-        "settings": {k: _jsonable(v) for k, v in {**variant, **point, **overrides}.items()},
+        "settings": {k: jsonable(v) for k, v in {**variant, **point, **overrides}.items()},
         "convergence": convergence,
         "validation_grid": grid_record,
         **_rank_summary(ranks, ks, cold),
@@ -409,201 +396,10 @@ def _load_best(trainer, model):
     if hasattr(trainer, "load_adapter"):
         trainer.load_adapter(path)
     else:
-        state = torch.load(path, map_location=trainer.device, weights_only=False)
+        state = read_checkpoint(path, "trained_checkpoint", map_location=trainer.device)
         model.load_state_dict(state["state_dict"])
         model.load_other_parameter(state.get("other_parameter"))
 
 
-def _to_ids(tokens, test_dataset):
-    """The stored token candidates in this model's own internal ids, in its test-row order."""
-    users = test_dataset.inter_feat[test_dataset.uid_field].numpy()
-    user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
-    item_ids = test_dataset.field2token_id[test_dataset.iid_field]
-    rows = []
-    for u in users:
-        row = tokens[str(user_tokens[u])]
-        rows.append([item_ids[t] for t in row])
-    ids = np.asarray(rows, dtype=np.int64)
-    positives = test_dataset.inter_feat[test_dataset.iid_field].numpy()
-    if not np.array_equal(ids[:, 0], positives):
-        raise RuntimeError("The test targets differ between models: the split is not shared.")
-    return ids
-
-
-def _save_scores(path, scores, ids, test_dataset):
-    """Per test user: its candidates (tokens, positive first) and this model's scores."""
-    users = test_dataset.inter_feat[test_dataset.uid_field].numpy()
-    user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
-    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
-    records = (
-        {
-            "user": str(user_tokens[u]),
-            "items": [str(item_tokens[i]) for i in row],
-            "scores": [round(float(x), 6) for x in score],
-        }
-        for u, row, score in zip(users, ids, scores)
-    )
-    write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in records))
-
-
-@torch.no_grad()
-def _sampled_scores(model, test_dataset, ids, eval_batch_size):
-    model.eval()
-    width = ids.shape[1]
-    users_per_batch = max(int(eval_batch_size) // width, 1)
-    # A fused InstructRec also hands back its LLM's own scores, reported as a row of their own.
-    fused = bool(getattr(model, "fusion_model", None)) and hasattr(model, "predict_parts")
-    scores, llm_scores = [], []
-    for start in tqdm(range(0, len(ids), users_per_batch), desc="  evaluate", ncols=100):
-        stop = min(start + users_per_batch, len(ids))
-        rows = cand.candidate_rows(test_dataset, ids, start, stop).to(model.device)
-        if fused:
-            batch_scores, batch_llm_scores = model.predict_parts(rows)
-            llm_scores.append(batch_llm_scores.view(-1, width).float().cpu().numpy())
-        else:
-            batch_scores = model.predict(rows)
-        scores.append(batch_scores.view(-1, width).float().cpu().numpy())
-    return np.concatenate(scores), (np.concatenate(llm_scores) if fused else None)
-
-
-@torch.no_grad()
-def _full_ranks(model, test_dataset, test_loader, config):
-    model.eval()
-    ranks = []
-    iid = test_dataset.iid_field
-    seq_field = iid + config["LIST_SUFFIX"]
-    batch = max(int(config["eval_batch_size"]) // 10, 1)
-    n = len(test_dataset.inter_feat)
-    for start in tqdm(range(0, n, batch), desc="  evaluate (full)", ncols=100):
-        rows = test_dataset.inter_feat[start : min(start + batch, n)].to(model.device)
-        scores = model.full_sort_predict(rows).float()
-        scores[:, 0] = -np.inf
-        history = rows[seq_field]
-        target = rows[iid]
-        target_scores = scores.gather(1, target[:, None]).clone()
-        scores.scatter_(1, history, -np.inf)  # already-seen items are not recommended
-        scores.scatter_(1, target[:, None], target_scores)
-        ranks.append(((scores >= target_scores).sum(1) - 1).cpu().numpy())
-    return np.concatenate(ranks)
-
-
-def write_results(records, run_info, out_dir, stem, quiet=False):
-    paired = _paired_comparisons(records)
-    table = save_report(
-        out_dir,
-        stem,
-        {"run": run_info, "results": records, "paired": paired},
-        markdown_table(records, run_info, paired),
-        quiet,
-    )
-    _chart(records, paired, os.path.join(out_dir, f"{stem}.png"))
-    return table
-
-
-def _groups(records):
-    groups = {}
-    for r in records:
-        groups.setdefault((r["dataset"], r["protocol"]), []).append(r)
-    return groups
-
-
-def _paired_comparisons(records):
-    """Per dataset and sampled protocol, every row against SASRec and the best baseline."""
-    paired = {}
-    for (dataset, protocol), rows in _groups(records).items():
-        rows = [r for r in rows if r.get("scores_file")]
-        if len(rows) > 1:
-            paired[f"{dataset} ({protocol})"] = comparison.compare_rows(rows)
-    return paired
-
-
-def markdown_table(records, run_info, paired=None):
-    metric_keys = sorted(
-        {k for r in records for k in r["metrics"]},
-        key=lambda k: (k.split("@")[0] != "hit", int(k.split("@")[1])),
-    )
-    header = [
-        "dataset",
-        "users",
-        "model",
-        "training",
-        *metric_keys,
-        "train s",
-        "eval s",
-        "trainable",
-        "candidates sha256",
-    ]
-    lines = provenance_lines(run_info) + [
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
-    for r in records:
-        cells = [
-            f"{r['dataset']} ({r['protocol']})",
-            str(r["n_test_users"]),
-            r["model"],
-            comparison.training_summary(r),
-            *[f"{r['metrics'][k]:.4f}" if k in r["metrics"] else "" for k in metric_keys],
-            f"{r['train_seconds']:.0f}",
-            f"{r['eval_seconds']:.0f}",
-            f"{r['trainable_parameters']:,}",
-            (r["candidates_sha256"] or "full ranking")[:12],
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    for group, result in (paired or {}).items():
-        lines += ["", f"Paired comparisons, {group}:", *comparison.markdown_lines(result)]
-    lines += cold_slice_table(records)
-    return lines
-
-
-def cold_slice_table(records):
-    rows = [r for r in records if r.get("cold_slice")]
-    if not rows:
-        return []
-    n = rows[0]["cold_slice"]["max_train_interactions"]
-    lines = [
-        "",
-        f"Cold-item slice: test users whose target item has at most {n} training interactions.",
-        "",
-        "| dataset | model | users in slice | hit@1 | ndcg@5 | hit@1 (all users) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        cold = r["cold_slice"]
-        cells = [f"{cold['metrics'].get(k, float('nan')):.4f}" for k in HEADLINE]
-        lines.append(
-            f"| {r['dataset']} ({r['protocol']}) | {r['model']} | {cold['n_test_users']} | "
-            + " | ".join(cells)
-            + f" | {r['metrics'].get('hit@1', float('nan')):.4f} |"
-        )
-    return lines
-
-
-def _chart(records, paired, path):
-    plt = comparison._pyplot()
-    if plt is None:
-        return
-    groups = _groups(records)
-    fig, axes = plt.subplots(
-        1,
-        len(groups),
-        figsize=(max(6, 1.3 * max(map(len, groups.values()))) * len(groups), 4.5),
-        squeeze=False,
-    )
-    for ax, ((dataset, protocol), rows) in zip(axes[0], sorted(groups.items())):
-        result = paired.get(f"{dataset} ({protocol})")
-        shown = result["rows"] if result else rows
-        comparison.draw(ax, shown, f"{dataset}, {protocol}, {rows[0]['n_test_users']} test users")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def _log(message):
     print(message, flush=True)
-
-
-def _jsonable(value):
-    return (
-        value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
-    )

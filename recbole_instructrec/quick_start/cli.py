@@ -166,7 +166,7 @@ def instructrec_main(argv=None):
 def _compare(args, argv):
     import os
 
-    from recbole_instructrec.bench import comparison
+    from recbole_instructrec.bench import charts, comparison
     from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 
     names = [n for n in (args.rows or "").split(",") if n] or None
@@ -197,7 +197,7 @@ def _compare(args, argv):
         *[f"- {s['model']}: `{s['result_file']}`, commit `{s['commit'][:10]}`" for s in sources],
     ]
     save_report(args.out, args.tag, {"run": info, "sources": sources, **result}, lines)
-    comparison.chart(result, os.path.join(args.out, f"{args.tag}.png"), args.title)
+    charts.comparison_chart(result, os.path.join(args.out, f"{args.tag}.png"), args.title)
 
 
 def _recommend(args):

@@ -136,6 +136,13 @@ class ContinuationScorer:
         prompt_packed = _pack([[(p, 0)] for p in prompts], [0] * len(prompts), self.device)
         cache = DynamicCache()
         prompt_hidden = self._decoder_hidden(prompt_packed, prompt_packed, cache=cache)
+        if cache.get_seq_length() == 0:
+            # A forward that does not know `cache=` (transformers < 5.24) would take it into its
+            # **kwargs and drop it: every chunk would then score without its prompt.
+            raise RuntimeError(
+                f"{type(self.model.get_decoder()).__name__} did not fill the KV cache it was "
+                "given (cache=); chunked scoring needs transformers >= 5.24 (see setup.py)."
+            )
         snapshot = [(layer.keys, layer.values) for layer in cache.layers]
         last_prompt = torch.tensor([len(p) - 1 for p in prompts], device=self.device)
         budget = max(self.max_row_tokens - max(map(len, prompts)), 1)
@@ -172,7 +179,7 @@ class ContinuationScorer:
             input_ids=queries.input_ids,
             attention_mask=mask,
             position_ids=queries.position,
-            past_key_values=cache,
+            cache=cache,
             use_cache=cache is not None,
         )
         return output.last_hidden_state

@@ -21,14 +21,22 @@ class FusionError(ValueError):
 
 
 def standardise(scores):
-    """Per-user z-scores; a user with one candidate (or all equal) gets zeros."""
+    """Per-user z-scores over the last dimension (a user's candidates); a user with one
+    candidate (or all equal) gets zeros."""
     scores = scores.double()
-    spread = scores.std(unbiased=False) if scores.numel() > 1 else scores.new_tensor(0.0)
-    return (scores - scores.mean()) / spread if spread > 0 else torch.zeros_like(scores)
+    if scores.shape[-1] < 2:
+        return torch.zeros_like(scores)
+    spread = scores.std(dim=-1, unbiased=False, keepdim=True)
+    centred = scores - scores.mean(dim=-1, keepdim=True)
+    return torch.where(spread > 0, centred / spread, torch.zeros_like(scores))
 
 
 def fuse(llm_scores, retriever_scores, weight):
-    return standardise(llm_scores) + float(weight) * standardise(retriever_scores)
+    """``z(llm_scores) + weight * z(retriever_scores)``, per user. ``weight`` is a number, or a
+    tensor of per-candidate weights broadcastable to the scores (one user's candidates, or a
+    users x candidates batch)."""
+    weight = weight.double() if torch.is_tensor(weight) else float(weight)
+    return standardise(llm_scores) + weight * standardise(retriever_scores)
 
 
 def parse_metric(valid_metric):

@@ -134,13 +134,6 @@ def install_item_tokens(
     return wrapper
 
 
-def items_seen_at_least(dataset, minimum):
-    """Which items occur at least ``minimum`` times in ``dataset``'s interactions (a training
-    set: RecBole's sequential split keeps one row per training target)."""
-    counts = dataset.counter(dataset.iid_field)
-    return torch.tensor([counts.get(i, 0) >= minimum for i in range(dataset.item_num)])
-
-
 def learned_item_table(n_items, size, seed):
     generator = torch.Generator().manual_seed(int(seed or 0) + 2)
     table = torch.randn((n_items, int(size)), generator=generator) * 0.02

@@ -1,6 +1,22 @@
 """LoRA adapters on the backbone (peft); the base weights are frozen."""
 
 import re
+import warnings
+
+
+def prepare_for_training(llm, gradient_checkpointing, load_in_bits):
+    """Activation checkpointing (non-reentrant) if asked, and peft's preparation of a 4/8-bit
+    model; before :func:`attach_lora`."""
+    if load_in_bits:
+        from peft import prepare_model_for_kbit_training
+
+        # Checkpointing is switched on below, by transformers' current name for it.
+        prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
+    if gradient_checkpointing:
+        # non-reentrant checkpointing needs no input gradients, so a frozen embedding is fine
+        llm.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
 
 
 class LoraSettingError(ValueError):
@@ -27,7 +43,13 @@ def attach_lora(model, r=8, alpha=16, dropout=0.05, target_modules="all-linear")
         bias="none",
         task_type="SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM",
     )
-    return get_peft_model(model, lora_config)
+    with warnings.catch_warnings():
+        # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` while it wraps
+        # the model (to decide whether inputs need gradients); that deprecated call is peft's.
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        return get_peft_model(model, lora_config)
 
 
 def _check_targets(model, targets):

@@ -43,6 +43,14 @@ def positive_ranks(scores, model=None, users=None):
     return (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
 
 
+def target_ranks(scores, targets):
+    """0-based rank of each row's ``targets`` item among all the columns of ``scores`` (a torch
+    users x items tensor: full ranking, where items that may not be recommended carry -inf).
+    Ties count against the target, as in :func:`positive_ranks`."""
+    target_scores = scores.gather(1, targets[:, None])
+    return ((scores >= target_scores).sum(1) - 1).cpu().numpy()
+
+
 def ranked_order(scores, model=None, user=None):
     """Candidate positions from best to worst score, for a list shown to a person; equal
     scores keep the order they were given in (a stable sort), so a list is reproducible."""

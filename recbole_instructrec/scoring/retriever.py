@@ -1,33 +1,34 @@
 """A saved RecBole model (e.g. SASRec trained by ``run_recbole``) as the first stage of a
 two-stage ranking: its top-K items are re-ranked by the LLM.
 
-RecBole checkpoints are pickles holding RecBole's Config; they are unpickled with an allowlist
-(:mod:`.safe_unpickle`), so a crafted file cannot run code. InstructRec's own checkpoints are
-not pickles at all (safetensors + JSON).
+RecBole checkpoints are pickles holding RecBole's Config; torch's safe loader reads them with
+an explicit allowlist (:mod:`.recbole_checkpoint`), so a crafted file cannot run code.
+InstructRec's own checkpoints are not pickles at all (safetensors + JSON).
 """
 
 import os
 
 import torch
 
-from recbole_instructrec.scoring.safe_unpickle import RestrictedPickle, UnsafeCheckpointError
+from recbole_instructrec.scoring.recbole_checkpoint import (
+    UnsafeCheckpointError,
+    load_recbole_checkpoint,
+)
 
 
 class RetrieverError(ValueError):
     """A ``candidate_model`` that cannot serve this dataset; the message says why."""
 
 
-def read_checkpoint(path, setting="candidate_model"):
-    """A RecBole checkpoint's dict (config, state_dict, ...), unpickled with the allowlist."""
+def read_checkpoint(path, setting="candidate_model", map_location="cpu"):
+    """A RecBole checkpoint's dict (config, state_dict, ...), read by torch's safe loader."""
     if not os.path.isfile(str(path)):
         raise RetrieverError(
             f"{setting}={path!r} does not exist. Give the .pth file that run_recbole saved "
             "under checkpoint_dir for the retriever (e.g. saved/SASRec-<time>.pth)."
         )
     try:
-        checkpoint = torch.load(
-            path, map_location="cpu", weights_only=False, pickle_module=RestrictedPickle
-        )
+        checkpoint = load_recbole_checkpoint(path, map_location=map_location)
         missing = {"config", "state_dict"} - set(checkpoint)
         if missing:
             raise KeyError(f"no {sorted(missing)}")

@@ -28,6 +28,7 @@ from recbole.utils import set_color
 from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
+from recbole_instructrec.jsonable import jsonable
 from recbole_instructrec.scoring import fusion
 from recbole_instructrec.trainer import checkpoint as ckpt
 from recbole_instructrec.trainer.rank0 import rank0_value, wait_for_rank0
@@ -161,7 +162,7 @@ class InstructRecTrainer(Trainer):
             cur_step=self.cur_step,
             best_valid_score=float(self.best_valid_score),
             best_file=os.path.abspath(self.saved_model_file),
-            config={k: _jsonable(v) for k, v in self.config.final_config_dict.items()},
+            config={k: jsonable(v) for k, v in self.config.final_config_dict.items()},
         )
         ckpt.save_checkpoint(path, self.model, meta, self.optimizer, self._rng_states())
         if verbose:
@@ -317,13 +318,3 @@ def _unused_path(path):
         candidate = f"{stem}-{n}{ext}"
         n += 1
     return candidate
-
-
-def _jsonable(value):
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)

@@ -1,0 +1,63 @@
+"""The hybrid model's item tokens (``item_id_tokens``, after LLaRA): installing them in the LM
+and the curriculum that moves training from text-only to hybrid prompts.
+
+Every item mention also carries one item token: a RecBole model's item embedding
+(``collab_model_checkpoint``, e.g. SASRec) or a jointly learned one, mapped into the LM's
+embedding space by a trainable projector (:mod:`..scoring.item_tokens`).
+"""
+
+import torch
+
+from recbole_instructrec.data.training_counts import items_seen_at_least
+from recbole_instructrec.model.settings import int_setting
+from recbole_instructrec.scoring.item_tokens import (
+    collab_item_embeddings,
+    install_item_tokens,
+    learned_item_table,
+)
+
+
+class HybridItemTokens:
+    """A mixin: item-token settings, their installation, and the curriculum."""
+
+    def _read_item_token_settings(self, config):
+        self.item_id_tokens = bool(config["item_id_tokens"])
+        self.collab_model_checkpoint = config["collab_model_checkpoint"]
+        self.collab_embedding_size = int_setting(config, "collab_embedding_size", 1)
+        self.projector_hidden_size = int_setting(config, "projector_hidden_size", 1)
+        self.item_token_curriculum_steps = int_setting(config, "item_token_curriculum_steps", 0)
+        self.item_token_min_interactions = int_setting(config, "item_token_min_interactions", 0)
+        if self.collab_model_checkpoint and not self.item_id_tokens:
+            raise ValueError(
+                f"collab_model_checkpoint={self.collab_model_checkpoint!r} is only read by the "
+                "hybrid model: set item_id_tokens: True as well (or drop the checkpoint)."
+            )
+
+    def _install_item_tokens(self, dataset, seed):
+        if not self.item_id_tokens:
+            return None
+        if self.collab_model_checkpoint:
+            table = collab_item_embeddings(self.collab_model_checkpoint, dataset)
+        else:
+            table = learned_item_table(self.n_items, self.collab_embedding_size, seed)
+        known = (
+            items_seen_at_least(dataset, self.item_token_min_interactions)
+            if self.item_token_min_interactions
+            else None
+        )
+        return install_item_tokens(
+            self.llm,
+            table,
+            train_table=not self.collab_model_checkpoint,
+            projector_hidden_size=self.projector_hidden_size,
+            known_items=known,
+        )
+
+    def _curriculum(self, n):
+        """Which of ``n`` training examples carry item tokens: a share rising linearly from 0
+        to 1 over ``item_token_curriculum_steps`` batches (text first, then hybrid)."""
+        self._loss_calls += 1
+        if not self.item_tokens or not self.item_token_curriculum_steps:
+            return [True] * n
+        share = min(self._loss_calls / self.item_token_curriculum_steps, 1.0)
+        return (torch.rand(n, generator=self.template_generator) < share).tolist()

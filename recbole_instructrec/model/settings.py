@@ -1,0 +1,135 @@
+"""InstructRec's settings, read and checked: every check names the setting and how to fix it.
+
+The model (:mod:`.instructrec`) reads ``config[...]`` in its ``__init__`` through these; they
+run before anything expensive, so a wrong setting stops a run at start, not mid-training.
+"""
+
+from logging import getLogger
+
+import torch
+
+from recbole_instructrec.prompts.templates import TASK_FORMS, TemplateError, get_template
+from recbole_instructrec.scoring.fusion import FusionError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+FULL_RANKING_MODES = ("full", "uni0", "pop0")
+
+
+def int_setting(config, key, minimum):
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key}={value!r} must be an integer of at least {minimum}.")
+    return value
+
+
+def setting_choice(config, key, choices):
+    value = config[key]
+    if value not in choices:
+        raise ValueError(f"{key}={value!r} is not supported; use one of {sorted(choices)}.")
+    return choices[value]
+
+
+def check_context(hf_config, max_prompt_tokens, max_item_tokens):
+    """The longest prompt plus the longest answer must fit the model's positions."""
+    limit = getattr(hf_config, "max_position_embeddings", None) or getattr(
+        hf_config, "n_positions", None
+    )
+    if limit and max_prompt_tokens + max_item_tokens + 2 > limit:
+        raise ValueError(
+            f"max_prompt_tokens={max_prompt_tokens} + max_item_tokens={max_item_tokens} exceed "
+            f"the model's context of {limit} positions; lower them so that their sum is at most "
+            f"{limit - 2}."
+        )
+
+
+def eval_template(templates, eval_template_id, task_form):
+    """The evaluation template: ``eval_template``, or with ``task_form`` set, the template of
+    that form with ``eval_template``'s preference and intention."""
+    template = get_template(templates, eval_template_id)
+    if task_form is None or template.task_form == task_form:
+        return template
+    if task_form not in TASK_FORMS:
+        raise TemplateError(f"task_form={task_form!r} is not a task form; use one of {TASK_FORMS}.")
+    for candidate in templates.values():
+        if (candidate.task_form, candidate.preference, candidate.intention) == (
+            task_form,
+            template.preference,
+            template.intention,
+        ):
+            return candidate
+    raise TemplateError(
+        f"task_form={task_form} has no template with eval_template={template.id!r}'s "
+        f"preference {template.preference} and intention {template.intention}; set "
+        "eval_template to a template of that form."
+    )
+
+
+def train_templates(config, templates, eval_template):
+    """``train_templates`` (one id or a list; default: the evaluation template)."""
+    ids = config["train_templates"] or [eval_template.id]
+    if isinstance(ids, str):
+        ids = [ids]
+    return [get_template(templates, t, "train_templates") for t in ids]
+
+
+def one_layout(eval_template, train_templates):
+    """Training and evaluation read one prompt layout (see prompts/templates.yaml)."""
+    layouts = {t.layout for t in [eval_template, *train_templates]}
+    if len(layouts) > 1:
+        raise ValueError(
+            f"eval_template={eval_template.id!r} and train_templates="
+            f"{[t.id for t in train_templates]} mix the layouts {sorted(layouts)}: a model "
+            "evaluates in the layout it trained in. Pick templates of one layout (running_list: "
+            "seq-list)."
+        )
+    return layouts.pop()
+
+
+def fusion_weight(config):
+    weight = config["fusion_weight"]
+    if weight is None:
+        return None
+    if not config["fusion_model"]:
+        raise FusionError(
+            f"fusion_weight={weight!r} weighs the scores of fusion_model, which is not set; "
+            "give fusion_model=<a saved RecBole checkpoint>, or drop fusion_weight."
+        )
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        raise FusionError(
+            f"fusion_weight={weight!r} must be a number >= 0 (0: the LLM alone), or ~ to fit "
+            "it on validation."
+        )
+    return float(weight)
+
+
+def check_evaluation(config, n_items, has_retriever, has_fusion=False):
+    """Say so when an evaluation setting would silently cost far more than intended, or a
+    setting would silently do nothing."""
+    modes = config["eval_args"]["mode"]
+    modes = modes.values() if isinstance(modes, dict) else [modes]
+    limit = config["full_sort_max_items"]
+    for mode in modes:
+        if has_fusion and mode in FULL_RANKING_MODES:
+            raise FusionError(
+                f"fusion_model fuses scores of sampled candidates, but eval_args mode is "
+                f"'{mode}' (full ranking). Use a sampled mode (e.g. uni9), or for full ranking "
+                "drop fusion_model and set candidate_model (two-stage re-ranking)."
+            )
+        if mode in FULL_RANKING_MODES and not has_retriever and limit and n_items > limit:
+            raise ValueError(
+                f"eval_args mode '{mode}' scores all {n_items - 1} items for every user with the "
+                f"LLM, more than full_sort_max_items={limit}. Use candidate_model=<a saved "
+                "RecBole model> for two-stage full ranking, a sampled mode such as uni99, or "
+                "raise full_sort_max_items if you can afford it."
+            )
+    for phase in ("valid", "test"):
+        args = config[f"{phase}_neg_sample_args"] or {}
+        sample_num = args.get("sample_num")
+        if isinstance(sample_num, int) and config["eval_batch_size"] % (sample_num + 1):
+            getLogger().warning(
+                f"eval_batch_size={config['eval_batch_size']} is not a multiple of "
+                f"{sample_num + 1} (a user's positive + {sample_num} negatives): RecBole packs "
+                "whole users into each batch, so batches hold "
+                f"{config['eval_batch_size'] // (sample_num + 1) * (sample_num + 1)} rows."
+            )
+            break
