@@ -40,7 +40,7 @@ async function loadInfo() {
       ? `the retriever's top ${info.rerank_top_k} re-ranked`
       : `all ${info.n_items} items ranked`;
     $("info").textContent =
-      `${info.dataset}: ${info.n_items} items, ${info.n_users} users · model ${info.llm}` +
+      `${info.dataset}: ${info.n_items} items, ${info.n_users} users · model ${info.llm.split("/").pop()}` +
       (info.checkpoint ? ` + ${info.checkpoint}` : " (zero-shot)") + ` · ${stage}`;
     const users = await getJSON("/users?limit=100");
     for (const u of users.users) option($("user-options"), u.user, `${u.interactions} ratings`);
