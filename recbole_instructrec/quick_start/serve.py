@@ -198,7 +198,7 @@ def _hints(app):
         "candidates": f"Give a list of 1 to {MAX_CANDIDATES} item ids (GET /items).",
         "include_history": "Give true or false.",
         "guidance": "Give a number >= 0, or leave it out for the server's default (GET /info).",
-        "limit": "Give a whole number from 1 to 100.",
+        "limit": "Give a whole number from 1 to 100 (GET /items) or 10000 (GET /users).",
         "query": "Give at most 200 characters.",
     }
 
@@ -384,7 +384,7 @@ def create_app(recommender, max_batch=16, max_queue=64, checkpoint=None):
     @app.get("/users", response_model=UsersResponse, responses={422: ERRORS[422]})
     def users(
         query: str = Query("", max_length=200, description="The start of a user id."),
-        limit: int = Query(20, ge=1, le=100),
+        limit: int = Query(20, ge=1, le=10000),
     ):
         found = [u for u in state.user_tokens if u.startswith(query)][:limit]
         entries = [UserEntry(user=u, interactions=state.interactions[u]) for u in found]
