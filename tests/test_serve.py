@@ -182,6 +182,22 @@ BAD_INPUTS = {
         "from 1 to 40",
     ),
     "top_k not a number": (dict(json={"user": "u1", "top_k": "ten"}), 422, "top_k", "whole"),
+    "top_k true": (dict(json={"user": "u1", "top_k": True}), 422, "top_k", "whole number"),
+    "a title that is not text": (
+        dict(json={"history_titles": ["Long Road", 5]}),
+        422,
+        "history_titles",
+        "history_titles[1]: Input should be a valid string",
+    ),
+    "a lone surrogate in the instruction": (
+        dict(
+            content=b'{"user": "u1", "instruction": "\\ud800"}',
+            headers={"Content-Type": "application/json"},
+        ),
+        422,
+        "instruction",
+        "Give it as text",
+    ),
     "an instruction of 100 kB": (
         dict(json={"user": "u1", "instruction": TOO_LONG}),
         422,

@@ -135,7 +135,8 @@ class Recommender:
         self.instruction_guidance = _guidance(guidance)
         self.model.eval()
         self._by_title = self._title_index()
-        self._popularity = None  # interactions per item, counted on the first title search
+        # interactions per item and normalised titles, made on the first title search
+        self._popularity = self._normalized = None
 
     def _title_index(self):
         index = {}
@@ -213,9 +214,10 @@ class Recommender:
         if self._popularity is None:
             items = _column(self.dataset.inter_feat, self.dataset.iid_field)
             self._popularity = np.bincount(items, minlength=self.model.n_items).tolist()
+            self._normalized = [_normalize(text) for text in self.model.texts]
         found = []
-        for item, text in enumerate(self.model.texts[1:], 1):
-            title = _normalize(text)
+        for item in range(1, len(self._normalized)):
+            title = self._normalized[item]
             if words in title:
                 found.append((not title.startswith(words), -self._popularity[item], title, item))
         return [item for *_, item in sorted(found)[:limit]]

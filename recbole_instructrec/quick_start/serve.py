@@ -60,7 +60,9 @@ class RecommendRequest(BaseModel):
         max_length=MAX_INSTRUCTION_CHARS,
         description="What the person wants now, in their words, e.g. 'something scary'.",
     )
-    top_k: int = Field(10, ge=1, description="How many items to return (at most the catalogue).")
+    top_k: int = Field(
+        10, ge=1, strict=True, description="How many items to return (at most the catalogue)."
+    )
     candidates: list[str | int] | None = Field(
         None,
         min_length=1,
@@ -192,8 +194,8 @@ def _hints(app):
         "user": "Give a user id of the dataset (GET /users lists them), or history_titles.",
         "history_titles": f"Give a list of at most {MAX_TITLES} titles of at most "
         f"{MAX_TITLE_CHARS} characters (GET /items?query=... looks them up).",
-        "instruction": f"Shorten it to at most {MAX_INSTRUCTION_CHARS} characters: a sentence or "
-        "two saying what you want.",
+        "instruction": f"Give it as text of at most {MAX_INSTRUCTION_CHARS} characters: a "
+        "sentence or two saying what you want.",
         "top_k": f"Give a whole number from 1 to {n} (the catalogue's size).",
         "candidates": f"Give a list of 1 to {MAX_CANDIDATES} item ids (GET /items).",
         "include_history": "Give true or false.",
@@ -216,7 +218,9 @@ def _field_message(app, error):
     if kind == "extra_forbidden":
         known = ", ".join(RecommendRequest.model_fields)
         return field, f"Unknown field {field!r}: the fields are {known}."
-    name = ".".join(path) or where
+    name = field or where
+    if len(path) > 1 and path[1].isdigit():  # an element of a list: history_titles[3]
+        name += f"[{path[1]}]"
     message = f"{name}: {error.get('msg', 'invalid')}"
     if kind == "string_too_long" and isinstance(error.get("input"), str):
         message += f" (got {len(error['input'])})"
