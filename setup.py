@@ -44,6 +44,8 @@ setup(
     package_data={
         "recbole_instructrec.properties": ["*.yaml"],
         "recbole_instructrec.prompts": ["*.yaml"],
+        # the page of `instructrec serve`
+        "recbole_instructrec.quick_start": ["static/*"],
     },
     install_requires=[
         # 1.2.1 is the release whose internals plugin.py shims and hooks into.
@@ -74,8 +76,21 @@ setup(
         "filelock>=3.12",
     ],
     extras_require={
-        "dev": ["pytest", "black", "ruff", "matplotlib"],
-        "bench": ["matplotlib"],
+        # fastapi, uvicorn and httpx: the server tests (tests/test_serve.py); selenium drives
+        # the system's Chromium in the page test (skipped where no chromium is installed).
+        "dev": [
+            "pytest",
+            "black",
+            "ruff",
+            "matplotlib",
+            "fastapi>=0.110",
+            "uvicorn>=0.29",
+            "httpx>=0.27",
+            "selenium>=4.10",
+        ],
+        "bench": ["matplotlib", "httpx>=0.27"],
+        # `instructrec serve`
+        "serve": ["fastapi>=0.110", "uvicorn>=0.29"],
     },
     entry_points={
         "console_scripts": [

@@ -60,7 +60,8 @@ if __name__ == "__main__":
 
 
 def instructrec_main(argv=None):
-    """``instructrec bench ...``: see ``instructrec <command> --help``."""
+    """``instructrec bench|compare|convert-amazon|recommend|serve ...``: see
+    ``instructrec <command> --help``."""
     import sys
 
     parser = argparse.ArgumentParser(prog="instructrec")
@@ -125,8 +126,32 @@ def instructrec_main(argv=None):
     ask.add_argument("--include-history", action="store_true", help="allow already-seen items")
     ask.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ask.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    serve = commands.add_parser(
+        "serve", help="recommendations over HTTP (POST /recommend), a page to try them at /"
+    )
+    serve.add_argument(
+        "--dataset", default=None, help="default: the checkpoint's dataset, else ml-100k"
+    )
+    serve.add_argument("--checkpoint", default=None, help="adapter checkpoint (none: zero-shot)")
+    serve.add_argument(
+        "--candidate-model", default=None, help="retriever checkpoint: re-rank its top-N"
+    )
+    serve.add_argument("--top-n", type=int, default=50, help="retriever candidates to re-rank")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--max-batch", type=int, default=16, help="requests scored together in one pass"
+    )
+    serve.add_argument(
+        "--max-queue", type=int, default=64, help="waiting requests before 503 + Retry-After"
+    )
+    serve.add_argument("--log-level", default="info", help="uvicorn's log level")
+    serve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        _serve(args)
+        return
     if args.command == "recommend":
         _recommend(args)
         return
@@ -221,6 +246,24 @@ def _recommend(args):
         include_history=args.include_history,
     )
     print(json.dumps(asdict(result), indent=2) if args.json else format_table(result))
+
+
+def _serve(args):
+    import sys
+
+    sys.argv = sys.argv[:1]
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        raise SystemExit(
+            f"instructrec serve needs FastAPI and uvicorn ({error}): "
+            "pip install 'recbole-instructrec[serve]'"
+        ) from None
+    import recbole_instructrec  # noqa: F401
+    from recbole_instructrec.quick_start.serve import serve_main
+
+    serve_main(args, key_values(args.set))
 
 
 def _split(entry, flag, form):

@@ -22,6 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from recbole.config import Config
 from recbole.data import create_dataset
@@ -134,6 +135,8 @@ class Recommender:
         self.instruction_guidance = _guidance(guidance)
         self.model.eval()
         self._by_title = self._title_index()
+        # interactions per item and normalised titles, made on the first title search
+        self._popularity = self._normalized = None
 
     def _title_index(self):
         index = {}
@@ -203,6 +206,22 @@ class Recommender:
             (matched if item else unmatched).append(item or title)
         return matched, unmatched
 
+    def search_titles(self, query, limit=10):
+        """Items whose title holds ``query`` (matched as :meth:`match_titles` does: case and
+        punctuation do not matter): titles that start with it first, each group the most
+        interacted-with first. An empty query gives the most popular items."""
+        words = _normalize(query)
+        if self._popularity is None:
+            items = _column(self.dataset.inter_feat, self.dataset.iid_field)
+            self._popularity = np.bincount(items, minlength=self.model.n_items).tolist()
+            self._normalized = [_normalize(text) for text in self.model.texts]
+        found = []
+        for item in range(1, len(self._normalized)):
+            title = self._normalized[item]
+            if words in title:
+                found.append((not title.startswith(words), -self._popularity[item], title, item))
+        return [item for *_, item in sorted(found)[:limit]]
+
     @torch.no_grad()
     def recommend(
         self,
@@ -215,16 +234,31 @@ class Recommender:
         instruction_template="vague-match-1",
         guidance=None,
     ):
-        scored = self.score(
-            user,
-            history_titles,
-            instruction,
-            candidates,
-            include_history,
-            instruction_template,
-            guidance,
-        )
-        return self.rank(scored, top_k, guidance=guidance)
+        return self.recommend_many(
+            [
+                dict(
+                    user=user,
+                    history_titles=history_titles,
+                    instruction=instruction,
+                    top_k=top_k,
+                    candidates=candidates,
+                    include_history=include_history,
+                    instruction_template=instruction_template,
+                    guidance=guidance,
+                )
+            ]
+        )[0]
+
+    @torch.no_grad()
+    def recommend_many(self, requests):
+        """:meth:`recommend` of several requests (dicts of its keyword arguments), their prompts
+        scored together in one packed pass (:meth:`score_many`)."""
+        requests = [dict(r) for r in requests]
+        top_ks = [r.pop("top_k", 10) for r in requests]
+        scored = self.score_many(requests)
+        return [
+            self.rank(s, k, guidance=r.get("guidance")) for s, k, r in zip(scored, top_ks, requests)
+        ]
 
     @torch.no_grad()
     def score(
@@ -241,6 +275,60 @@ class Recommender:
         ``rank(score(...))``; apart, one scoring pass serves several weights). With an
         instruction and ``guidance`` (default: ``instruction_guidance``) above 0, the pool is
         also scored without the instruction."""
+        return self.score_many(
+            [
+                dict(
+                    user=user,
+                    history_titles=history_titles,
+                    instruction=instruction,
+                    candidates=candidates,
+                    include_history=include_history,
+                    instruction_template=instruction_template,
+                    guidance=guidance,
+                )
+            ]
+        )[0]
+
+    @torch.no_grad()
+    def score_many(self, requests):
+        """:meth:`score` of several requests (dicts of its keyword arguments): every request's
+        prompts go to the scorer in one call, which packs them into shared forward passes."""
+        prepared = [self._prepare(**request) for request in requests]
+        plans = [plan for p in prepared for plan in p["plans"]]
+        scored = self.model._score_plans(plans, self.model._inference_scorer()) if plans else []
+        results, cursor = [], 0
+        for p in prepared:
+            own = scored[cursor : cursor + len(p["plans"])]
+            cursor += len(p["plans"])
+            history, pool = p["history"], p["pool"]
+            results.append(
+                ScoredPool(
+                    user=p["user"],
+                    pool=pool,
+                    llm_scores=own[0][0].float().cpu(),
+                    uninstructed_scores=own[1][0].float().cpu() if len(own) > 1 else None,
+                    fusion_scores=(
+                        self._fusion_scores(history, pool) if self.model._fusion_model else None
+                    ),
+                    history=[self.model.texts[i] for i in p["builder"]._recent(history)],
+                    unmatched=p["unmatched"],
+                    prompt=p["builder"].render(history, intention=p["instruction"] or ""),
+                )
+            )
+        return results
+
+    def _prepare(
+        self,
+        user=None,
+        history_titles=None,
+        instruction=None,
+        candidates=None,
+        include_history=False,
+        instruction_template="vague-match-1",
+        guidance=None,
+    ):
+        """One request's history, candidate pool and scoring plans (with the instruction, and
+        without it when guidance weighs its effect)."""
         unmatched = []
         if user is not None:
             history = self.user_history(user)
@@ -259,19 +347,16 @@ class Recommender:
             seen = set(history)
             pool = [i for i in pool if i not in seen]
         plans = [builder.plan(history, pool, intention=instruction)]
-        guided = bool(instruction) and self._guidance_weight(guidance) > 0
-        if guided:
+        if instruction and self._guidance_weight(guidance) > 0:
             plans.append(self.model.prompts.plan(history, pool))
-        scored = self.model._score_plans(plans, self.model._inference_scorer())
-        return ScoredPool(
+        return dict(
             user=user,
+            history=history,
             pool=pool,
-            llm_scores=scored[0][0].float().cpu(),
-            uninstructed_scores=scored[1][0].float().cpu() if guided else None,
-            fusion_scores=self._fusion_scores(history, pool) if self.model._fusion_model else None,
-            history=[self.model.texts[i] for i in builder._recent(history)],
+            plans=plans,
+            builder=builder,
             unmatched=unmatched,
-            prompt=builder.render(history, intention=instruction or ""),
+            instruction=instruction,
         )
 
     def _guidance_weight(self, guidance):
