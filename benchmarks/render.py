@@ -16,6 +16,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 README = os.path.join(ROOT, "README.md")
 RESULTS_DOC = os.path.join(ROOT, "docs", "results.md")
@@ -249,9 +250,9 @@ def render_table(name):
 
 
 def _cell(entry):
-    low, high = entry["ci95"]
-    text = f"{entry['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
-    return f"**{text}**" if entry["verdict"] != "no measurable difference" else text
+    from recbole_instructrec.bench.comparison import difference_cell
+
+    return difference_cell(entry, digits=3)
 
 
 def _verdict(against):

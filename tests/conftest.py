@@ -12,6 +12,18 @@ DATASET_DIR = os.path.join(ROOT, "dataset")
 import recbole_instructrec  # noqa: E402,F401  (registers the plugin)
 
 
+def benchmark_script(name):
+    """The module of ``benchmarks/<name>.py`` (scripts, not a package), loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(ROOT, "benchmarks", f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def build_tokenizer(directory):
     """A word-level tokenizer over the tiny dataset's words and our template words."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers

@@ -222,13 +222,9 @@ def test_variant_names_take_a_suffix_and_combine_the_hybrid_settings():
 
 
 def _fusion_script():
-    import importlib.util
+    from conftest import benchmark_script
 
-    path = os.path.join(os.path.dirname(DATASET_DIR), "benchmarks", "fusion.py")
-    spec = importlib.util.spec_from_file_location("fusion_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("fusion")
 
 
 def test_popularity_aware_fusion_keeps_the_text_model_on_rare_candidates(tmp_path):

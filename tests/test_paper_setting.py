@@ -1,18 +1,13 @@
 """benchmarks/paper_setting.py runs end to end on CPU at a tiny scale (the GPU run is the same
 script with its defaults)."""
 
-import importlib.util
 import json
-import os
 
-from conftest import DATASET_DIR, ROOT
+from conftest import DATASET_DIR, benchmark_script
 
 
 def test_the_paper_setting_runs_every_row_on_a_tiny_dataset(tmp_path, tiny_llm):
-    path = os.path.join(ROOT, "benchmarks", "paper_setting.py")
-    spec = importlib.util.spec_from_file_location("paper_setting", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = benchmark_script("paper_setting")
     argv = ["--datasets", "tiny", "--amazon-path", DATASET_DIR, "--llm-path", tiny_llm]
     argv += ["--steps", "2", "--baseline-epochs", "1", "--llm-dtype", "float32", "--batch", "4"]
     records = script.main(argv + ["--out", str(tmp_path), "--tag", "rehearsal"])

@@ -1,18 +1,13 @@
 """The README's headline and every table of docs/results.md are rendered from
 benchmarks/results, never typed: a committed table that differs from its file fails here."""
 
-import importlib.util
 import os
 
-from conftest import ROOT
+from conftest import benchmark_script
 
 
 def _renderer():
-    path = os.path.join(ROOT, "benchmarks", "render.py")
-    spec = importlib.util.spec_from_file_location("render", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("render")
 
 
 def test_the_committed_tables_match_the_result_files():

@@ -1,9 +1,7 @@
 """benchmarks/serve_load.py at a tiny scale: it starts `instructrec serve` as its own process,
 drives it with concurrent clients, batched and one by one, and writes JSON and Markdown."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
@@ -11,15 +9,11 @@ pytest.importorskip("fastapi", reason="the load benchmark needs FastAPI: pip ins
 pytest.importorskip("uvicorn", reason="the load benchmark needs uvicorn: pip install '.[serve]'")
 pytest.importorskip("httpx", reason="the load benchmark needs httpx: pip install '.[dev]'")
 
-from conftest import DATASET_DIR, ROOT  # noqa: E402
+from conftest import DATASET_DIR, benchmark_script  # noqa: E402
 
 
 def test_serve_load_reports_every_cell_without_errors(tmp_path, tiny_llm, sasrec_checkpoint):
-    spec = importlib.util.spec_from_file_location(
-        "serve_load", os.path.join(ROOT, "benchmarks", "serve_load.py")
-    )
-    serve_load = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(serve_load)
+    serve_load = benchmark_script("serve_load")
     serve_load.main(
         [
             "--dataset",

@@ -1,22 +1,17 @@
 """The shuffled-titles control dataset: same interactions, every item named after another."""
 
-import importlib.util
 import os
 
 import pandas as pd
 import recbole
 
-from conftest import ROOT
+from conftest import benchmark_script
 
 ML100K = os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k")
 
 
 def _script():
-    path = os.path.join(ROOT, "benchmarks", "shuffled_titles.py")
-    spec = importlib.util.spec_from_file_location("shuffled_titles", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("shuffled_titles")
 
 
 def test_titles_are_permuted_and_nothing_else_changes(tmp_path):

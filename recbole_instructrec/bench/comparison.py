@@ -160,7 +160,7 @@ def markdown_lines(comparison, rows_note=""):
                 cells += ["reference", "", "", "", ""]
             else:
                 for metric in ("hit@1", "ndcg@5"):
-                    cells += [_difference(against[metric]), _p(against[metric]["p"])]
+                    cells += [difference_cell(against[metric]), _p(against[metric]["p"])]
                 cells.append(_verdict(against))
             lines.append("| " + " | ".join(cells) + " |")
     if rows_note:
@@ -168,9 +168,10 @@ def markdown_lines(comparison, rows_note=""):
     return lines
 
 
-def _difference(entry):
+def difference_cell(entry, digits=4):
+    """A paired difference and its 95 % interval, bold when the interval excludes zero."""
     low, high = entry["ci95"]
-    text = f"{entry['difference']:+.4f} [{low:+.4f}, {high:+.4f}]"
+    text = f"{entry['difference']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
     return f"**{text}**" if entry["verdict"] != "no measurable difference" else text
 
 

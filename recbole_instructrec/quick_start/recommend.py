@@ -234,20 +234,7 @@ class Recommender:
         instruction_template="vague-match-1",
         guidance=None,
     ):
-        return self.recommend_many(
-            [
-                dict(
-                    user=user,
-                    history_titles=history_titles,
-                    instruction=instruction,
-                    top_k=top_k,
-                    candidates=candidates,
-                    include_history=include_history,
-                    instruction_template=instruction_template,
-                    guidance=guidance,
-                )
-            ]
-        )[0]
+        return self.recommend_many([_request(locals())])[0]
 
     @torch.no_grad()
     def recommend_many(self, requests):
@@ -275,19 +262,7 @@ class Recommender:
         ``rank(score(...))``; apart, one scoring pass serves several weights). With an
         instruction and ``guidance`` (default: ``instruction_guidance``) above 0, the pool is
         also scored without the instruction."""
-        return self.score_many(
-            [
-                dict(
-                    user=user,
-                    history_titles=history_titles,
-                    instruction=instruction,
-                    candidates=candidates,
-                    include_history=include_history,
-                    instruction_template=instruction_template,
-                    guidance=guidance,
-                )
-            ]
-        )[0]
+        return self.score_many([_request(locals())])[0]
 
     @torch.no_grad()
     def score_many(self, requests):
@@ -437,3 +412,8 @@ def format_table(result):
             f"{row['rank']:>4}  {row['score']:>8.4f}{llm}  {row['item_id']:<12} {row['title']}"
         )
     return "\n".join(lines)
+
+
+def _request(arguments):
+    """A method's keyword arguments (its ``locals()`` on entry) as one request dict."""
+    return {key: value for key, value in arguments.items() if key != "self"}
