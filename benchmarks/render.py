@@ -82,6 +82,11 @@ TABLES = {
         "results",
         BENCH_TIMED,
     ),
+    "forms-tokenization-fix-T1": (
+        "bench-ml-100k-150u-forms-tokenization-fix-T1.json",
+        "results",
+        BENCH_TIMED,
+    ),
     "hybrid-ml-100k-fused": ("bench-ml-100k-uni9-hybrid-fused.json", "results", BENCH_TIMED),
     "hybrid-ml-100k-gated-400": (
         "bench-ml-100k-uni9-hybrid-gated-fused-400steps-rerun.json",
@@ -190,6 +195,7 @@ TABLES = {
 COMPARISONS = {
     "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
     "forms-T0-fix": "forms-T0-tokenization-fix.json",
+    "forms-T1-fix": "forms-T1-tokenization-fix.json",
     "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
 }
 
