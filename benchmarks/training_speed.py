@@ -50,7 +50,7 @@ def measure(variant, steps, batch, negatives, seed=2020):
     from recbole.utils import init_seed
 
     from recbole_instructrec import InstructRec
-    from recbole_instructrec.trainer.trainer import window_end_rows
+    from recbole_instructrec.trainer.trainer import running_list_loader
 
     settings = {
         "state": "ERROR",
@@ -64,10 +64,7 @@ def measure(variant, steps, batch, negatives, seed=2020):
     train, _, _ = data_preparation(config, create_dataset(config))
     model = InstructRec(config, train._dataset)
     if model.running_list:
-        dataset = train._dataset
-        keep = window_end_rows(dataset.inter_feat[dataset.uid_field].numpy(), model)
-        subset = dataset.copy(dataset.inter_feat[torch.from_numpy(keep)])
-        train = type(train)(config, subset, train._sampler, shuffle=True)
+        train = running_list_loader(config, train, model)
     optimizer = torch.optim.Adam(
         [p for p in model.parameters() if p.requires_grad], lr=config["learning_rate"]
     )

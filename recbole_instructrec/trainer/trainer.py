@@ -113,12 +113,7 @@ class InstructRecTrainer(Trainer):
             return train_data
         key = id(train_data)
         if key not in self._list_rows:
-            dataset = train_data._dataset
-            keep = window_end_rows(dataset.inter_feat[dataset.uid_field].numpy(), model)
-            subset = dataset.copy(dataset.inter_feat[torch.from_numpy(keep)])
-            self._list_rows[key] = type(train_data)(
-                self.config, subset, train_data._sampler, shuffle=train_data.shuffle
-            )
+            self._list_rows[key] = running_list_loader(self.config, train_data, model)
         return self._list_rows[key]
 
     def _autocast(self):
@@ -289,6 +284,14 @@ class InstructRecTrainer(Trainer):
 
 
 _AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def running_list_loader(config, train_data, model):
+    """``train_data`` restricted to the rows that end a window (:func:`window_end_rows`)."""
+    dataset = train_data._dataset
+    keep = window_end_rows(dataset.inter_feat[dataset.uid_field].numpy(), model)
+    subset = dataset.copy(dataset.inter_feat[torch.from_numpy(keep)])
+    return type(train_data)(config, subset, train_data._sampler, shuffle=train_data.shuffle)
 
 
 def window_end_rows(users, model):
