@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, tiny_config
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "start_race_helper.py")
@@ -85,9 +87,14 @@ def _load_in_process(gguf, cache, counter, barrier, answers, with_lock):
     if not with_lock:
         filelock.FileLock = lambda path: contextlib.nullcontext()
     barrier.wait()
-    target = backbone._dequantized_gguf_dir(gguf, cache)
-    with open(os.path.join(target, "model.safetensors"), "rb") as f:
-        answers.put((target, f.read()))
+    try:
+        target = backbone._dequantized_gguf_dir(gguf, cache)
+        with open(os.path.join(target, "model.safetensors"), "rb") as f:
+            answers.put((target, f.read()))
+    except OSError as err:
+        # Without the lock the two processes may trip over each other's rename; the parent
+        # must still get an answer rather than wait out its timeout.
+        answers.put((None, repr(err)))
 
 
 def _two_processes_load(tmp_path, with_lock):
@@ -118,6 +125,47 @@ def test_one_process_dequantizes_while_the_other_waits(tmp_path):
 def test_without_the_lock_both_processes_dequantize(tmp_path):
     _, dequantized_by = _two_processes_load(tmp_path, with_lock=False)
     assert len(dequantized_by) == 2
+
+
+def _losing_the_rename(tmp_path, monkeypatch, other_copy_complete):
+    """Run the cache build as the process whose rename comes second: just before it renames,
+    another process (unseen by the lock, as on a filesystem without working locks) puts its
+    own copy under the target's name."""
+    from recbole_instructrec.scoring import backbone
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    real_replace = os.replace
+
+    def save(model, tokenizer, directory, gguf_path):
+        for name in ("model.safetensors", "source.json"):
+            with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+                f.write("mine")
+
+    def other_process_wins(staging, target):
+        os.makedirs(target, exist_ok=True)
+        names = ("model.safetensors", "source.json") if other_copy_complete else ("x.tmp",)
+        for name in names:
+            with open(os.path.join(target, name), "w", encoding="utf-8") as f:
+                f.write("theirs")
+        real_replace(staging, target)
+
+    monkeypatch.setattr(backbone, "_load_gguf", lambda path: ("model", "tokenizer"))
+    monkeypatch.setattr(backbone, "_save_plain_copy", save)
+    monkeypatch.setattr(backbone.os, "replace", other_process_wins)
+    return backbone._dequantized_gguf_dir(str(gguf), str(tmp_path / "cache"))
+
+
+def test_a_lost_rename_uses_the_winners_complete_copy(tmp_path, monkeypatch):
+    target = _losing_the_rename(tmp_path, monkeypatch, other_copy_complete=True)
+    with open(os.path.join(target, "model.safetensors"), encoding="utf-8") as f:
+        assert f.read() == "theirs"
+    assert [n for n in os.listdir(tmp_path / "cache") if n.startswith(".model-")] == []
+
+
+def test_a_lost_rename_to_an_incomplete_copy_still_fails(tmp_path, monkeypatch):
+    with pytest.raises(OSError):
+        _losing_the_rename(tmp_path, monkeypatch, other_copy_complete=False)
 
 
 def test_every_recbole_module_that_names_ensure_dir_gets_the_safe_one():

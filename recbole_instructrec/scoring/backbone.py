@@ -214,6 +214,12 @@ def _dequantized_gguf_dir(gguf_path, cache_dir):
             _save_plain_copy(model, tokenizer, staging, gguf_path)
             shutil.rmtree(target, ignore_errors=True)  # an incomplete entry of an older version
             os.replace(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            # Where file locks do not hold (some network filesystems) another process may have
+            # renamed its complete copy into place first; that copy is as good as ours.
+            if not _complete(target):
+                raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
