@@ -11,326 +11,42 @@ Needs the ``serve`` extra (``pip install .[serve]``: FastAPI and uvicorn).
 """
 
 import asyncio
-import json
 import os
 import time
 
 from fastapi import FastAPI, Query
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recbole_instructrec.quick_start.batching import Batcher, QueueFull
+from recbole_instructrec.quick_start.serve_errors import (
+    ApiError,
+    BodyGuard,
+    api_error,
+    http_error,
+    validation_error,
+)
+from recbole_instructrec.quick_start.serve_schemas import (
+    ERRORS,
+    MAX_INSTRUCTION_CHARS,
+    MAX_TITLE_CHARS,
+    Health,
+    Info,
+    Item,
+    ItemsResponse,
+    RankedItem,
+    RecommendRequest,
+    RecommendResponse,
+    Timing,
+    UserEntry,
+    UsersResponse,
+)
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-MAX_INSTRUCTION_CHARS = 1000
-MAX_TITLES = 200
-MAX_TITLE_CHARS = 300
-MAX_CANDIDATES = 10000
-MAX_BODY_BYTES = 1 << 20  # 1 MiB: room for 10,000 candidates; a 100 kB instruction is 422
-GUARDED_PATHS = ("/recommend",)
 
 
-# ------------------------------------------------------------------ schemas
-class RecommendRequest(BaseModel):
-    """Give ``user`` or ``history_titles`` (one of the two)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"user": "1", "instruction": "something scary for tonight", "top_k": 10},
-                {"history_titles": ["Toy Story", "Aladdin"], "instruction": "a comedy"},
-            ]
-        },
-    )
-    user: str | int | None = Field(
-        None, description="A user id of the dataset (GET /users); their history is used."
-    )
-    history_titles: list[str] | None = Field(
-        None,
-        max_length=MAX_TITLES,
-        description="Titles the person liked, oldest first (GET /items looks them up).",
-    )
-    instruction: str | None = Field(
-        None,
-        max_length=MAX_INSTRUCTION_CHARS,
-        description="What the person wants now, in their words, e.g. 'something scary'.",
-    )
-    top_k: int = Field(
-        10, ge=1, strict=True, description="How many items to return (at most the catalogue)."
-    )
-    candidates: list[str | int] | None = Field(
-        None,
-        min_length=1,
-        max_length=MAX_CANDIDATES,
-        description="Item ids to rank (default: the retriever's top-N, or the whole catalogue).",
-    )
-    include_history: bool = Field(False, description="Allow items already in the history.")
-    guidance: float | None = Field(
-        None, ge=0, description="Instruction guidance (default: the server's, GET /info)."
-    )
-
-
-class RankedItem(BaseModel):
-    rank: int
-    item_id: str
-    title: str
-    categories: list[str]
-    score: float = Field(description="The ranking score (fused and guided where the model is).")
-    llm_score: float | None = Field(None, description="The LLM's own score, when fused.")
-
-
-class Timing(BaseModel):
-    queued_ms: float = Field(description="Waiting for the scoring pass that served the request.")
-    scoring_ms: float = Field(description="That pass, shared by the whole batch.")
-    total_ms: float = Field(description="From the request's arrival to its answer.")
-    batch_size: int = Field(description="Requests scored together in that pass.")
-
-
-class RecommendResponse(BaseModel):
-    items: list[RankedItem]
-    history: list[str] = Field(description="Titles used as the history, oldest first.")
-    unmatched: list[str] = Field(description="Typed titles that matched no item (left out).")
-    instruction: str | None
-    candidates: int = Field(description="How many items were ranked.")
-    prompt: str = Field(description="The instruction as the model read it.")
-    timing: Timing
-
-
-class Item(BaseModel):
-    item_id: str
-    title: str
-    categories: list[str]
-
-
-class ItemsResponse(BaseModel):
-    query: str
-    items: list[Item]
-
-
-class UserEntry(BaseModel):
-    user: str
-    interactions: int
-
-
-class UsersResponse(BaseModel):
-    query: str
-    users: list[UserEntry]
-
-
-class Health(BaseModel):
-    status: str
-    queued: int
-    in_flight: int
-    served: int
-    batches: int
-    rejected: int
-
-
-class Info(BaseModel):
-    dataset: str
-    n_items: int = Field(description="Items in the catalogue (the largest top_k).")
-    n_users: int
-    llm: str
-    checkpoint: str | None
-    candidate_model: str | None = Field(description="Retriever of two-stage ranking.")
-    rerank_top_k: int | None = Field(description="Retriever candidates the LLM re-ranks.")
-    fusion_model: str | None
-    fusion_weight: float | None
-    instruction_guidance: float
-    eval_template: str
-    instruction_template: str
-    max_history_items: int
-    device: str
-    max_batch: int
-    max_queue: int
-    max_instruction_chars: int
-
-
-class FieldError(BaseModel):
-    field: str | None
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    status: int
-    field: str | None = Field(description="The request field at fault, or null.")
-    message: str = Field(description="What is wrong and what to do.")
-    errors: list[FieldError]
-
-
-ERRORS = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in (
-        (400, "Malformed JSON or a body that is not UTF-8"),
-        (413, "Body over 1 MiB"),
-        (415, "Not Content-Type: application/json"),
-        (422, "A field is invalid (the message names it and says what to do)"),
-        (503, "The queue is full: retry after Retry-After seconds"),
-    )
-}
-
-
-# ------------------------------------------------------------------ errors
-class ApiError(Exception):
-    def __init__(self, status, field, message, headers=None):
-        super().__init__(message)
-        self.status, self.field, self.message, self.headers = status, field, message, headers
-
-
-def error_response(status, field, message, errors=None, headers=None):
-    errors = errors or [{"field": field, "message": message}]
-    body = {"status": status, "field": field, "message": message, "errors": errors}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _hints(app):
-    n = app.state.n_items
-    return {
-        "user": "Give a user id of the dataset (GET /users lists them), or history_titles.",
-        "history_titles": f"Give a list of at most {MAX_TITLES} titles of at most "
-        f"{MAX_TITLE_CHARS} characters (GET /items?query=... looks them up).",
-        "instruction": f"Give it as text of at most {MAX_INSTRUCTION_CHARS} characters: a "
-        "sentence or two saying what you want.",
-        "top_k": f"Give a whole number from 1 to {n} (the catalogue's size).",
-        "candidates": f"Give a list of 1 to {MAX_CANDIDATES} item ids (GET /items).",
-        "include_history": "Give true or false.",
-        "guidance": "Give a number >= 0, or leave it out for the server's default (GET /info).",
-        "limit": "Give a whole number from 1 to 100 (GET /items) or 10000 (GET /users).",
-        "query": "Give at most 200 characters.",
-    }
-
-
-def _field_message(app, error):
-    loc = [str(p) for p in error.get("loc", ())]
-    where, path = (loc[0] if loc else ""), loc[1:]
-    field = path[0] if path else None
-    kind = error.get("type", "")
-    if where == "body" and not path:
-        return "body", (
-            "The body must be one JSON object, e.g. "
-            '{"user": "1", "instruction": "a comedy", "top_k": 10}.'
-        )
-    if kind == "extra_forbidden":
-        known = ", ".join(RecommendRequest.model_fields)
-        return field, f"Unknown field {field!r}: the fields are {known}."
-    name = field or where
-    if len(path) > 1 and path[1].isdigit():  # an element of a list: history_titles[3]
-        name += f"[{path[1]}]"
-    message = f"{name}: {error.get('msg', 'invalid')}"
-    if kind == "string_too_long" and isinstance(error.get("input"), str):
-        message += f" (got {len(error['input'])})"
-    hint = _hints(app).get(field)
-    return field, f"{message}. {hint}" if hint else message + "."
-
-
-async def _validation_error(request, exc):
-    errors = []
-    for error in exc.errors():
-        field, message = _field_message(request.app, error)
-        errors.append({"field": field, "message": message})
-    return error_response(422, errors[0]["field"], errors[0]["message"], errors)
-
-
-async def _api_error(request, exc):
-    return error_response(exc.status, exc.field, exc.message, headers=exc.headers)
-
-
-async def _http_error(request, exc):
-    message = str(exc.detail)
-    if exc.status_code == 404:
-        message = f"No such page {request.url.path!r}: see /docs for the endpoints."
-    elif exc.status_code == 405:
-        message = f"{request.method} is not served at {request.url.path!r}: see /docs."
-    return error_response(exc.status_code, None, message, headers=getattr(exc, "headers", None))
-
-
-class BodyGuard:
-    """ASGI middleware for the JSON endpoints: refuses, before any parsing, a body that is not
-    ``application/json`` (415), over ``max_bytes`` (413), not UTF-8 or not JSON (400)."""
-
-    def __init__(self, app, max_bytes=MAX_BODY_BYTES, paths=GUARDED_PATHS):
-        self.app, self.max_bytes, self.paths = app, max_bytes, paths
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
-            return await self.app(scope, receive, send)
-        problem, body = await self._check(scope, receive)
-        if problem:
-            return await error_response(*problem)(scope, receive, send)
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _check(self, scope, receive):
-        headers = Headers(scope=scope)
-        kind = headers.get("content-type", "")
-        media = kind.split(";")[0].strip().lower()
-        if media != "application/json" and not media.endswith("+json"):
-            got = f"got {kind!r}" if kind else "got none"
-            return (
-                415,
-                "Content-Type",
-                f"Send the body as JSON with the header Content-Type: application/json ({got}).",
-            ), None
-        declared = headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            return self._too_large(int(declared)), None
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return (400, "body", "The client went away before sending the body."), None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                return self._too_large(size), None
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return (
-                400,
-                "body",
-                f"The body is not UTF-8 (byte 0x{body[error.start]:02x} at position "
-                f"{error.start}): encode the JSON as UTF-8.",
-            ), None
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as error:
-            return (
-                400,
-                "body",
-                f"The body is not valid JSON ({error.msg} at line {error.lineno}, column "
-                f"{error.colno}): send one JSON object, e.g. "
-                '{"user": "1", "instruction": "a comedy", "top_k": 10}.',
-            ), None
-        return None, body
-
-    def _too_large(self, size):
-        return (
-            413,
-            "body",
-            f"The body has {size} bytes, over the limit of {self.max_bytes}: send fewer "
-            f"candidates or titles, and an instruction of at most {MAX_INSTRUCTION_CHARS} "
-            "characters.",
-        )
-
-
-# ------------------------------------------------------------------ the app
 def create_app(recommender, max_batch=16, max_queue=64, checkpoint=None):
     """The FastAPI app serving ``recommender``; its batcher starts now and stops with the app."""
     from contextlib import asynccontextmanager
@@ -353,9 +69,9 @@ def create_app(recommender, max_batch=16, max_queue=64, checkpoint=None):
     app.state.recommender = recommender
     app.state.n_items = state.n_items
     app.add_middleware(BodyGuard)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
