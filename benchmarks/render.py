@@ -75,6 +75,11 @@ TABLES = {
         "results",
         CONVERGED,
     ),
+    "amazon-bert4rec-alone": (
+        "bench-amazon-games-2000u-uni9-bert4rec-alone.json",
+        "results",
+        CONVERGED,
+    ),
     "running-list": ("bench-ml-100k-uni9-running-list.json", "results", BENCH_TIMED),
     "forms": ("bench-ml-100k-150u-forms.json", "results", BENCH_TIMED),
     "forms-tokenization-fix": (
