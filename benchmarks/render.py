@@ -57,6 +57,29 @@ FUSION = [
     ("HR@5", "hit@5", "4f"),
     ("NDCG@5", "ndcg@5", "4f"),
 ]
+SERVE_LOAD = [
+    ("setting", "setting", "s"),
+    ("server", "mode", "s"),
+    ("clients", "concurrency", "d"),
+    ("answered", "answered", "d"),
+    ("sent", "requests", "d"),
+    ("p50 ms", "p50_ms", "0f"),
+    ("p95 ms", "p95_ms", "0f"),
+    ("p99 ms", "p99_ms", "0f"),
+    ("req/s", "throughput_rps", "3f"),
+    ("mean batch", "mean_batch_size", "2f"),
+    ("errors", "error_count", "d"),
+    ("lost", "lost", "d"),
+]
+SERVE_SPEEDUP = [
+    ("setting", "setting", "s"),
+    ("clients", "concurrency", "d"),
+    ("batched req/s", "batched_rps", "3f"),
+    ("one by one req/s", "one_by_one_rps", "3f"),
+    ("speed-up", "speedup", "2f"),
+    ("p50 ms batched", "p50_ms_batched", "0f"),
+    ("p50 ms one by one", "p50_ms_one_by_one", "0f"),
+]
 SHARES = [("instruction", "_key", "s"), ("Comedy", "Comedy", "3f"), ("Horror", "Horror", "3f")]
 TABLES = {
     "ml-100k-10-epoch-baselines": ("bench-ml-100k-uni9.json", "results", BENCH_TIMED),
@@ -117,6 +140,14 @@ TABLES = {
         "fusion-ml-100k-lora-sasrec-popularity-aware.json",
         FUSION_ROWS,
         FUSION,
+    ),
+    "serve-load": ("serve_load.json", "cells", SERVE_LOAD),
+    "serve-load-full": ("serve_load-full.json", "cells", SERVE_LOAD),
+    "serve-load-speedup": ("serve_load.json", "speedup_over_one_by_one", SERVE_SPEEDUP),
+    "serve-load-full-speedup": (
+        "serve_load-full.json",
+        "speedup_over_one_by_one",
+        SERVE_SPEEDUP,
     ),
     "two-stage-full": (
         "two-stage-full-ml-100k.json",
