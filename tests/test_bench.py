@@ -263,3 +263,24 @@ def test_popularity_aware_fusion_keeps_the_text_model_on_rare_candidates(tmp_pat
     assert result["popularity_aware"]["target_rate_of_rare_candidates"] == round(40 / 360, 4)
     assert result["popularity_aware"]["target_rate_of_other_candidates"] == round(40 / 440, 4)
     assert "popularity_aware" not in _fusion_script().fuse(*paths)
+
+
+def test_a_model_config_can_narrow_the_tuned_grid_and_a_bad_grid_is_named(tmp_path, tiny_llm):
+    point = {"hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2, "train_batch_size": 512}
+    common = {
+        "datasets": ["tiny"],
+        "models": ["SASRec-tuned"],
+        "max_users": 25,
+        "data_path": DATASET_DIR,
+        "common_settings": {"llm_path": tiny_llm},
+        "out_dir": str(tmp_path),
+        "tag": "tiny",
+    }
+    (record,) = run_benchmark(
+        model_settings={"SASRec-tuned": {"epochs": 1, "validation_grid": [point]}}, **common
+    )
+    grid = record["validation_grid"]
+    assert [p["settings"] for p in grid["points"]] == [point]
+    assert grid["grid_from_model_config"] and record["settings"] == {**point, "epochs": 1}
+    with pytest.raises(ValueError, match="SASRec-tuned: validation_grid must be a non-empty"):
+        run_benchmark(model_settings={"SASRec-tuned": {"validation_grid": []}}, **common)

@@ -240,6 +240,13 @@ def _run_one(
     name, dataset, common, overrides, tokens, protocol, ks, scores_file, train_counts, checkpoints
 ):
     model_name, variant, grid = resolve_model(name)
+    overrides = dict(overrides)
+    tuned = len(grid) > 1
+    # A --model-config may narrow or replace a row's grid, e.g. to train to convergence only the
+    # point an earlier (validation-only) run chose; the record keeps the grid that was run.
+    given_grid = overrides.pop("validation_grid", None)
+    if given_grid is not None:
+        grid, tuned = _checked_grid(name, given_grid), True
     settings = {**common}
     if model_name != "InstructRec":
         settings.update(BASELINE_SETTINGS)
@@ -260,9 +267,10 @@ def _run_one(
         {
             "source": TUNED_GRID_SOURCE,
             "chosen_by": "best validation score",
+            "grid_from_model_config": given_grid is not None,
             "points": [{"settings": p, "convergence": t[5]} for p, t in tried],
         }
-        if len(grid) > 1
+        if tuned
         else None
     )
     del tried
@@ -315,6 +323,16 @@ def _run_one(
         "trainable_parameters": int(trainable),
         **extra,
     }
+
+
+def _checked_grid(name, grid):
+    """``validation_grid`` of a --model-config: a non-empty list of settings mappings."""
+    if not (isinstance(grid, list) and grid and all(isinstance(p, dict) for p in grid)):
+        raise ValueError(
+            f"Row {name}: validation_grid must be a non-empty list of settings mappings, e.g. "
+            "[{hidden_dropout_prob: 0.2, attn_dropout_prob: 0.2}]; got " + repr(grid)
+        )
+    return grid
 
 
 def _train_row(name, model_name, dataset, settings):
