@@ -52,6 +52,22 @@ MENTIONS = {
 }
 
 
+def row_tokens(model, history, positive):
+    """(shared, positive, negative tokens, signals) of one training row of ``model``, with
+    negatives drawn as its loss draws them."""
+    builder = model.prompts
+    if model.running_list:
+        row = builder.training_row(history + [positive])
+        if not row.cuts:  # nothing to predict: the loss skips the row
+            return np.zeros(4, dtype=int)
+        negatives = model._sample_negatives(row.histories, row.items)
+        lengths = [len(builder.piece(n)) for items in negatives for n in items]
+        return np.array([len(row.ids), 0, sum(lengths), len(row.cuts)])
+    (negatives,) = model._sample_negatives([history], [positive])
+    ((prefix, conts),) = builder.plan(history, [positive] + negatives, target=positive).requests
+    return np.array([len(prefix), len(conts[0]), sum(map(len, conts[1:])), 1])
+
+
 def count(layout, mention, rows, negatives, seed=2020):
     """Mean tokens per signal (shared, positive, negatives) over ``rows`` sampled rows."""
     from recbole.config import Config
@@ -81,29 +97,16 @@ def count(layout, mention, rows, negatives, seed=2020):
     picked = np.random.default_rng(seed).choice(picked, min(rows, len(picked)), replace=False)
     histories = _histories(data[model.ITEM_SEQ][picked], data[model.ITEM_SEQ_LEN][picked])
     positives = data[model.POS_ITEM_ID][picked].tolist()
-    builder = model.prompts
-    shared = positive = negative = signals = 0
-    if model.running_list:
-        for h, p in zip(histories, positives):
-            row = builder.training_row(h + [p])
-            negs = model._sample_negatives(row.histories, row.items)
-            shared += len(row.ids)
-            negative += sum(len(builder.piece(n)) for items in negs for n in items)
-            signals += len(row.cuts)
-    else:
-        negs = model._sample_negatives(histories, positives)
-        for h, p, n in zip(histories, positives, negs):
-            ((prefix, conts),) = builder.plan(h, [p] + n, target=p).requests
-            shared += len(prefix)
-            positive += len(conts[0])
-            negative += sum(map(len, conts[1:]))
-            signals += 1
+    totals = np.zeros(4)
+    for h, p in zip(histories, positives):
+        totals += row_tokens(model, h, p)
+    shared, positive, negative, signals = totals
     return {
         "layout": layout,
         "mentions": mention,
         "settings": {k: v for k, v in settings.items() if k != "state"},
         "rows": len(picked),
-        "signals": signals,
+        "signals": int(signals),
         "signals_per_row": signals / len(picked),
         "shared_per_signal": shared / signals,
         "positive_per_signal": positive / signals,

@@ -21,7 +21,9 @@ Variants:
   ``max_history_items`` + 1 items and every position after the first is a signal, from one pass
   (RecBole's rows that end a window, as the trainer takes them);
 * ``...-no-system``: the same with ``system_prompt: ''``, an empty system turn instead of the
-  chat template's default system text.
+  chat template's default system text;
+* ``...-title-only``: the same with ``item_text_fields: [movie_title]``, item mentions without
+  the release year.
 """
 
 import argparse
@@ -35,11 +37,16 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# Item mentions without the release year, which SmolLM2 writes digit by digit: about half the
+# tokens of a mention (benchmarks/results/signal_tokens.md).
+_TITLE_ONLY = {"item_text_fields": ["movie_title"]}
 VARIANTS = {
     "per-prefix": {"eval_template": "seq-match-1"},
     "running-list": {"eval_template": "seq-list"},
     "per-prefix-no-system": {"eval_template": "seq-match-1", "system_prompt": ""},
     "running-list-no-system": {"eval_template": "seq-list", "system_prompt": ""},
+    "per-prefix-title-only": {"eval_template": "seq-match-1", **_TITLE_ONLY},
+    "running-list-title-only": {"eval_template": "seq-list", **_TITLE_ONLY},
 }
 
 

@@ -1,0 +1,55 @@
+"""benchmarks/signal_tokens.py counts the tokens the training loss puts through the LLM."""
+
+import pytest
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import init_seed
+
+from conftest import benchmark_script, tiny_config
+from recbole_instructrec import InstructRec
+from recbole_instructrec.model.instructrec import _histories
+from recbole_instructrec.trainer.trainer import running_list_loader
+
+
+@pytest.mark.parametrize("template", ["seq-match-1", "seq-list"])
+def test_counted_tokens_are_the_tokens_the_loss_runs(tmp_path, tiny_llm, template):
+    settings = tiny_config(tmp_path, tiny_llm, eval_template=template, train_batch_size=1)
+    config = Config(model="InstructRec", dataset="tiny", config_dict=settings)
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = InstructRec(config, train._dataset)
+    if model.running_list:
+        train = running_list_loader(config, train, model)
+    checked = 0
+    for interaction in train:
+        (history,) = _histories(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+        positive = int(interaction[model.POS_ITEM_ID][0])
+        state = model.negative_generator.get_state()
+        counted = benchmark_script("signal_tokens").row_tokens(model, history, positive)
+        model.negative_generator.set_state(state)  # the loss draws the same negatives
+        model.scorer.tokens_computed = 0
+        model.calculate_loss(interaction)
+        # One row per batch: no padding, so every token run is one the count holds.
+        assert model.scorer.tokens_computed == counted[:3].sum() > 0
+        signals = min(len(history), model.max_history_items) if model.running_list else 1
+        assert counted[3] == signals
+        checked += 1
+        if checked == 5:
+            break
+    assert checked == 5
+
+
+def test_a_count_that_forgets_the_negatives_would_not_match(tmp_path, tiny_llm):
+    settings = tiny_config(tmp_path, tiny_llm, eval_template="seq-list", train_batch_size=1)
+    config = Config(model="InstructRec", dataset="tiny", config_dict=settings)
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = InstructRec(config, train._dataset)
+    interaction = next(iter(running_list_loader(config, train, model)))
+    (history,) = _histories(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+    counted = benchmark_script("signal_tokens").row_tokens(
+        model, history, int(interaction[model.POS_ITEM_ID][0])
+    )
+    model.scorer.tokens_computed = 0
+    model.calculate_loss(interaction)
+    assert model.scorer.tokens_computed != counted[0] + counted[1]  # negatives left out
