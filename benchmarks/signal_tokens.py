@@ -70,13 +70,8 @@ def row_tokens(model, history, positive):
 
 def count(layout, mention, rows, negatives, seed=2020):
     """Mean tokens per signal (shared, positive, negatives) over ``rows`` sampled rows."""
-    from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import init_seed
-
-    from recbole_instructrec import InstructRec
     from recbole_instructrec.model.instructrec import _histories
-    from recbole_instructrec.trainer.trainer import window_end_rows
+    from recbole_instructrec.trainer.trainer import model_and_training_rows
 
     settings = {
         "state": "ERROR",
@@ -85,16 +80,10 @@ def count(layout, mention, rows, negatives, seed=2020):
         **LAYOUTS[layout],
         **MENTIONS[mention],
     }
-    config = Config(model="InstructRec", dataset="ml-100k", config_dict=settings)
-    init_seed(config["seed"], True)
-    train, _, _ = data_preparation(config, create_dataset(config))
-    model = InstructRec(config, train._dataset)
+    # The rows the trainer reads: in the running list, those that end a window.
+    _, model, train = model_and_training_rows("ml-100k", settings)
     data = train._dataset.inter_feat
-    picked = np.arange(len(data))
-    if model.running_list:  # the rows the trainer takes: those that end a window
-        users = data[train._dataset.uid_field].numpy()
-        picked = picked[window_end_rows(users, model)]
-    picked = np.random.default_rng(seed).choice(picked, min(rows, len(picked)), replace=False)
+    picked = np.random.default_rng(seed).choice(len(data), min(rows, len(data)), replace=False)
     histories = _histories(data[model.ITEM_SEQ][picked], data[model.ITEM_SEQ_LEN][picked])
     positives = data[model.POS_ITEM_ID][picked].tolist()
     totals = np.zeros(4)

@@ -52,12 +52,8 @@ VARIANTS = {
 
 def measure(variant, steps, batch, negatives, seed=2020):
     import torch
-    from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import init_seed
 
-    from recbole_instructrec import InstructRec
-    from recbole_instructrec.trainer.trainer import running_list_loader
+    from recbole_instructrec.trainer.trainer import model_and_training_rows
 
     settings = {
         "state": "ERROR",
@@ -66,12 +62,7 @@ def measure(variant, steps, batch, negatives, seed=2020):
         "seed": seed,
         **VARIANTS[variant],
     }
-    config = Config(model="InstructRec", dataset="ml-100k", config_dict=settings)
-    init_seed(config["seed"], True)
-    train, _, _ = data_preparation(config, create_dataset(config))
-    model = InstructRec(config, train._dataset)
-    if model.running_list:
-        train = running_list_loader(config, train, model)
+    config, model, train = model_and_training_rows("ml-100k", settings)
     optimizer = torch.optim.Adam(
         [p for p in model.parameters() if p.requires_grad], lr=config["learning_rate"]
     )

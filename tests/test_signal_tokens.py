@@ -1,25 +1,16 @@
 """benchmarks/signal_tokens.py counts the tokens the training loss puts through the LLM."""
 
 import pytest
-from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import init_seed
 
 from conftest import benchmark_script, tiny_config
-from recbole_instructrec import InstructRec
 from recbole_instructrec.model.instructrec import _histories
-from recbole_instructrec.trainer.trainer import running_list_loader
+from recbole_instructrec.trainer.trainer import model_and_training_rows
 
 
 @pytest.mark.parametrize("template", ["seq-match-1", "seq-list"])
 def test_counted_tokens_are_the_tokens_the_loss_runs(tmp_path, tiny_llm, template):
     settings = tiny_config(tmp_path, tiny_llm, eval_template=template, train_batch_size=1)
-    config = Config(model="InstructRec", dataset="tiny", config_dict=settings)
-    init_seed(config["seed"], True)
-    train, _, _ = data_preparation(config, create_dataset(config))
-    model = InstructRec(config, train._dataset)
-    if model.running_list:
-        train = running_list_loader(config, train, model)
+    _, model, train = model_and_training_rows("tiny", settings)
     checked = 0
     for interaction in train:
         (history,) = _histories(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
@@ -41,11 +32,8 @@ def test_counted_tokens_are_the_tokens_the_loss_runs(tmp_path, tiny_llm, templat
 
 def test_a_count_that_forgets_the_negatives_would_not_match(tmp_path, tiny_llm):
     settings = tiny_config(tmp_path, tiny_llm, eval_template="seq-list", train_batch_size=1)
-    config = Config(model="InstructRec", dataset="tiny", config_dict=settings)
-    init_seed(config["seed"], True)
-    train, _, _ = data_preparation(config, create_dataset(config))
-    model = InstructRec(config, train._dataset)
-    interaction = next(iter(running_list_loader(config, train, model)))
+    _, model, train = model_and_training_rows("tiny", settings)
+    interaction = next(iter(train))
     (history,) = _histories(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
     counted = benchmark_script("signal_tokens").row_tokens(
         model, history, int(interaction[model.POS_ITEM_ID][0])

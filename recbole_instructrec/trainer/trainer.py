@@ -286,6 +286,24 @@ class InstructRecTrainer(Trainer):
 _AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def model_and_training_rows(dataset, settings):
+    """(config, InstructRec, the training rows its trainer reads) for ``dataset`` with
+    ``settings``: the loss without a training run, for the speed and token benchmarks."""
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_instructrec.model.instructrec import InstructRec
+
+    config = Config(model="InstructRec", dataset=dataset, config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = InstructRec(config, train._dataset)
+    if model.running_list:
+        train = running_list_loader(config, train, model)
+    return config, model, train
+
+
 def running_list_loader(config, train_data, model):
     """``train_data`` restricted to the rows that end a window (:func:`window_end_rows`)."""
     dataset = train_data._dataset
