@@ -22,8 +22,8 @@ Variants:
   (RecBole's rows that end a window, as the trainer takes them);
 * ``...-no-system``: the same with ``system_prompt: ''``, an empty system turn instead of the
   chat template's default system text;
-* ``...-title-only``: the same with ``item_text_fields: [movie_title]``, item mentions without
-  the release year.
+* ``...-title-only-no-system``: both, and ``item_text_fields: [movie_title]``: item mentions
+  without the release year (``benchmarks/configs/running-list-title-only.yaml``).
 """
 
 import argparse
@@ -45,8 +45,16 @@ VARIANTS = {
     "running-list": {"eval_template": "seq-list"},
     "per-prefix-no-system": {"eval_template": "seq-match-1", "system_prompt": ""},
     "running-list-no-system": {"eval_template": "seq-list", "system_prompt": ""},
-    "per-prefix-title-only": {"eval_template": "seq-match-1", **_TITLE_ONLY},
-    "running-list-title-only": {"eval_template": "seq-list", **_TITLE_ONLY},
+    "per-prefix-title-only-no-system": {
+        "eval_template": "seq-match-1",
+        "system_prompt": "",
+        **_TITLE_ONLY,
+    },
+    "running-list-title-only-no-system": {
+        "eval_template": "seq-list",
+        "system_prompt": "",
+        **_TITLE_ONLY,
+    },
 }
 
 
