@@ -86,6 +86,11 @@ TABLES = {
     "amazon-10-epoch-baselines": ("bench-amazon-games-2000u-uni9.json", "results", BENCH_TIMED),
     "ml-100k-sasrec-alone": ("bench-ml-100k-uni9-sasrec-alone.json", "results", CONVERGED),
     "ml-100k-bert4rec-alone": ("bench-ml-100k-uni9-bert4rec-alone.json", "results", CONVERGED),
+    "ml-100k-bert4rec-converge": (
+        "bench-ml-100k-uni9-bert4rec-converge.json",
+        "results",
+        CONVERGED,
+    ),
     "ml-100k-sasrec-tuned-converge": (
         "bench-ml-100k-uni9-sasrec-tuned-converge.json",
         "results",
