@@ -259,6 +259,7 @@ TABLES = {
 COMPARISONS = {
     "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
     "cheaper-prompts": "cheaper-prompts-vs-running-list-ml-100k-uni9.json",
+    "shuffled-titles": "shuffled-titles-ml-100k-uni9.json",
     "forms-T0-fix": "forms-T0-tokenization-fix.json",
     "forms-T1-fix": "forms-T1-tokenization-fix.json",
     "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
