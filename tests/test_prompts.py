@@ -207,17 +207,17 @@ def test_cut_prompt_tokenizes_as_the_whole_prompt(smollm2_tokenizer, template, h
 UNCUT_TEMPLATES = [t for t in load_templates().values() if t.task_form not in ("T0", "T1")]
 
 
+def _no_cut(*args, **kwargs):
+    raise AssertionError("the prompt was cut")
+
+
 @pytest.mark.parametrize("template", UNCUT_TEMPLATES, ids=lambda t: t.id)
 def test_only_t0_and_t1_prompts_are_cut(smollm2_tokenizer, template, monkeypatch):
     # The T0/T1 tokenization fix changed the cut alone; a form that never cuts its prompt
     # scores the same ids before and after it, so its rows in the forms table stand.
     builder = PromptBuilder(smollm2_tokenizer, TITLES, template, intentions=FixedPreference())
-
-    def no_cut(*args, **kwargs):
-        raise AssertionError(f"{template.id} ({template.task_form}) cut its prompt")
-
-    monkeypatch.setattr(PromptBuilder, "_cut", no_cut)
-    monkeypatch.setattr(PromptBuilder, "_tail_ids", no_cut)
+    monkeypatch.setattr(PromptBuilder, "_cut", _no_cut)
+    monkeypatch.setattr(PromptBuilder, "_tail_ids", _no_cut)
     plan = builder.plan([4, 5], [1, 2, 3], target=1, intention="something that makes me laugh")
     assert plan.requests and all(conts for _, conts in plan.requests)
 
@@ -226,10 +226,6 @@ def test_a_cut_template_fails_the_uncut_check(smollm2_tokenizer, monkeypatch):
     # The check above can fail: a T0 template does go through the cut.
     t0 = next(t for t in CUT_TEMPLATES if t.task_form == "T0")
     builder = PromptBuilder(smollm2_tokenizer, TITLES, t0, intentions=FixedPreference())
-
-    def no_cut(*args, **kwargs):
-        raise AssertionError("cut")
-
-    monkeypatch.setattr(PromptBuilder, "_cut", no_cut)
-    with pytest.raises(AssertionError, match="cut"):
+    monkeypatch.setattr(PromptBuilder, "_cut", _no_cut)
+    with pytest.raises(AssertionError, match="the prompt was cut"):
         builder.plan([4, 5], [1, 2, 3], intention="something that makes me laugh")

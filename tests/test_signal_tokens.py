@@ -11,12 +11,13 @@ from recbole_instructrec.trainer.trainer import model_and_training_rows
 def test_counted_tokens_are_the_tokens_the_loss_runs(tmp_path, tiny_llm, template):
     settings = tiny_config(tmp_path, tiny_llm, eval_template=template, train_batch_size=1)
     _, model, train = model_and_training_rows("tiny", settings)
+    row_tokens = benchmark_script("signal_tokens").row_tokens
     checked = 0
     for interaction in train:
         (history,) = _histories(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
         positive = int(interaction[model.POS_ITEM_ID][0])
         state = model.negative_generator.get_state()
-        counted = benchmark_script("signal_tokens").row_tokens(model, history, positive)
+        counted = row_tokens(model, history, positive)
         model.negative_generator.set_state(state)  # the loss draws the same negatives
         model.scorer.tokens_computed = 0
         model.calculate_loss(interaction)
