@@ -55,6 +55,15 @@ VARIANTS = {
         "system_prompt": "",
         **_TITLE_ONLY,
     },
+    # peft skips its dropout masks on every adapted layer's input when the rate is 0
+    "running-list-no-lora-dropout": {"eval_template": "seq-list", "lora_dropout": 0.0},
+    # bfloat16 autocast: oneDNN's bf16 matmuls on CPUs that have them (avx512_bf16, AMX)
+    "running-list-bf16-autocast": {"eval_template": "seq-list", "enable_amp": True},
+    "running-list-bf16-autocast-no-lora-dropout": {
+        "eval_template": "seq-list",
+        "enable_amp": True,
+        "lora_dropout": 0.0,
+    },
 }
 
 
@@ -79,8 +88,10 @@ def measure(variant, steps, batch, negatives, seed=2020):
     signals = seconds = 0.0
     for step in range(steps + 1):
         interaction = next(batches)
+        signals_before = model.training_signals
         start = time.perf_counter()
-        loss = model.calculate_loss(interaction)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(config["enable_amp"])):
+            loss = model.calculate_loss(interaction)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -89,7 +100,7 @@ def measure(variant, steps, batch, negatives, seed=2020):
             model.scorer.tokens_computed = 0
             continue
         seconds += elapsed
-        signals += _signals(model, interaction)
+        signals += model.training_signals - signals_before
     return {
         "variant": variant,
         "template": config["eval_template"],
@@ -107,17 +118,6 @@ def measure(variant, steps, batch, negatives, seed=2020):
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
     }
-
-
-def _signals(model, interaction):
-    """Predictions trained by this batch: one per row, or one per list position."""
-    if not model.running_list:
-        return len(interaction)
-    from recbole_instructrec.model.instructrec import _histories
-
-    histories = _histories(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
-    positives = interaction[model.POS_ITEM_ID].tolist()
-    return sum(len(model.prompts.training_row(h + [p]).cuts) for h, p in zip(histories, positives))
 
 
 def main():

@@ -321,6 +321,8 @@ def _run_one(
         "train_seconds": round(train_time, 1),
         "eval_seconds": round(eval_time, 1),
         "trainable_parameters": int(trainable),
+        # predictions the LLM was trained on (one per prompt or per running-list position)
+        "training_signals": getattr(model, "training_signals", None),
         **extra,
     }
 

@@ -131,6 +131,9 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self.running_list = settings.one_layout(template, self.train_templates) == "running_list"
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
         self._loss_calls = 0  # training batches seen: the item-token curriculum's clock
+        # predictions trained (one per prompt, or one per running-list position); the trainer
+        # logs it and a checkpoint records it
+        self.training_signals = 0
         self.scorer = self._scorer_for(self.llm)
         self._eval_scorer = None
 
@@ -149,7 +152,10 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         users = self._users(interaction)
         histories = _histories(item_seq, item_seq_len)
         if self.running_list:  # every position of each row's list, in one pass
-            return running_list_loss(self, histories, pos_items)
+            loss, signals = running_list_loss(self, histories, pos_items)
+            self.training_signals += signals
+            return loss
+        self.training_signals += len(histories)
         negatives = self._sample_negatives(histories, pos_items)
         picks = torch.randint(
             len(self.train_templates), (len(histories),), generator=self.template_generator

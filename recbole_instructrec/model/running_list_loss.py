@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 
 def running_list_loss(model, histories, positives):
-    """Mean loss over every position of the rows (``histories[i]`` then ``positives[i]``)."""
+    """Mean loss over every position of the rows (``histories[i]`` then ``positives[i]``), and
+    how many positions (training signals) that is."""
     pick = torch.randint(len(model.train_templates), (1,), generator=model.template_generator)
     builder = model._builder(model.train_templates[int(pick)])
     rows = [builder.training_row(h + [p]) for h, p in zip(histories, positives)]
@@ -33,4 +34,4 @@ def running_list_loss(model, histories, positives):
     loss = F.cross_entropy(scores / model.ranking_temperature, target)
     if model.lm_loss_weight:
         loss = loss - model.lm_loss_weight * (sums[:, 0] / counts[:, 0].clamp(min=1)).mean()
-    return loss
+    return loss, scores.shape[0]

@@ -78,6 +78,7 @@ class InstructRecTrainer(Trainer):
             batches = tqdm(
                 batches, total=steps, ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink")
             )
+        signals_before = self._model.training_signals
         total_loss = 0.0
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.enable_scaler)
         self.optimizer.zero_grad()
@@ -101,14 +102,25 @@ class InstructRecTrainer(Trainer):
                 self.optimizer.zero_grad()
             if show_progress:
                 batches.set_postfix_str(f"loss {total_loss / step:.4f}")
+        signals = self._model.training_signals
+        self.logger.info(
+            f"epoch {epoch_idx}: {signals - signals_before} training signals ({signals} in all"
+            + (", this process" if self.distributed else "")
+            + ")"
+        )
         return total_loss
+
+    @property
+    def _model(self):
+        """The InstructRec model, unwrapped from DistributedDataParallel."""
+        return getattr(self.model, "module", self.model)
 
     def _running_list_rows(self, train_data):
         """In the running-list layout a row trains every position of its window of
         ``max_history_items`` + 1 items, so only every ``max_history_items``-th row of a user,
         counted from its last, is kept: each training interaction is then the positive of
         exactly one signal per epoch."""
-        model = getattr(self.model, "module", self.model)
+        model = self._model
         if not getattr(model, "running_list", False):
             return train_data
         key = id(train_data)
@@ -155,6 +167,7 @@ class InstructRecTrainer(Trainer):
             self.model.checkpoint_identity(),
             epoch=epoch,
             cur_step=self.cur_step,
+            training_signals=self._model.training_signals,
             best_valid_score=float(self.best_valid_score),
             best_file=os.path.abspath(self.saved_model_file),
             config={k: jsonable(v) for k, v in self.config.final_config_dict.items()},
@@ -261,6 +274,7 @@ class InstructRecTrainer(Trainer):
         self.saved_model_file = meta.get("best_file") or resume_file
         self.start_epoch = meta["epoch"] + 1
         self.cur_step = meta["cur_step"]
+        self._model.training_signals = meta.get("training_signals", 0)
         self.best_valid_score = meta["best_valid_score"]
         ckpt.load_optimizer_state(self.optimizer, header, tensors)
         self._restore_rng_states(ckpt.rng_states(tensors))
