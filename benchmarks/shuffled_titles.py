@@ -29,6 +29,12 @@ DEFAULT_MODELS = (
     "SASRec,InstructRec-zeroshot,InstructRec-LoRA,InstructRec-LoRA-list,InstructRec-Hybrid"
 )
 TEXT_COLUMNS = ("movie_title:token_seq", "release_year:token")
+# RecBole reads properties/dataset/<name>.yaml by the dataset's name, and the control's new name
+# has none (RecBole falls back to sample.yaml). ml-100k's sets normalize_all; without it the
+# timestamps stay raw seconds, which float32 rounds to 32 s, so ties reorder users'
+# interactions and 147 test targets (and 218 candidate rows) differ from ml-100k's. With it, the
+# control's stored candidates are ml-100k's, so its rows pair with the headline's.
+SOURCE_DATASET_SETTINGS = {"normalize_all": True}
 
 
 def shuffled_titles_dataset(source_dir, name, out_root, seed=2020):
@@ -88,7 +94,7 @@ def main(argv=None):
         models=models,
         data_path=root,
         model_settings=settings,
-        common_settings=key_values(args.set),
+        common_settings={**SOURCE_DATASET_SETTINGS, **key_values(args.set)},
         out_dir=args.out,
         tag=args.tag,
         command=command,

@@ -61,13 +61,22 @@ def read_scores(path, model):
     return users, [r["items"] for r in records], np.array([r["scores"] for r in records])
 
 
-def compare_rows(rows, seed=0, reference=None):
+def compare_rows(rows, seed=0, reference=None, exclude_users=None):
     """Per row: its metrics with their own 95 % intervals, and the paired comparison with
-    SASRec and with the best baseline (or with the row named ``reference`` only). Raises :class:`ComparisonError` when the rows were
-    not scored on the same users and candidates."""
+    SASRec and with the best baseline (or with the row named ``reference`` only). Raises
+    :class:`ComparisonError` when the rows were not scored on the same users and candidates.
+    Users (tokens) in ``exclude_users`` are left out of every row, for a sensitivity check; the
+    result then lists, as ``excluded_users``, those it left out."""
     per_user, tied, reference_candidates = {}, {}, None
+    exclude_users = set(exclude_users or ())
+    excluded = set()
     for row in rows:
         users, candidates, scores = read_scores(row["scores_file"], row["model"])
+        if exclude_users:
+            keep = [i for i, u in enumerate(users) if u not in exclude_users]
+            excluded |= set(users) - {users[i] for i in keep}
+            users, candidates = [users[i] for i in keep], [candidates[i] for i in keep]
+            scores = scores[keep]
         if reference_candidates is None:
             reference_candidates = (users, candidates, row["model"])
         elif (users, candidates) != reference_candidates[:2]:
@@ -101,7 +110,10 @@ def compare_rows(rows, seed=0, reference=None):
                     **paired.compare(values, per_user[reference], seed),
                 }
         results.append(entry)
-    return {"n_users": len(reference_candidates[0]), "references": references, "rows": results}
+    result = {"n_users": len(reference_candidates[0]), "references": references, "rows": results}
+    if exclude_users:
+        result["excluded_users"] = sorted(excluded)
+    return result
 
 
 def _references(rows):

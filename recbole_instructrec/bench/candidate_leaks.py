@@ -1,0 +1,69 @@
+"""Stored candidate negatives that the user actually interacted with.
+
+:func:`..candidates.draw_candidates` excludes the items of ``user_items(full_dataset)``, but it
+is called after ``data_preparation``, which rewrites a sequential dataset's ``inter_feat`` into
+one row per prediction target: each user's *first* interaction is only history there, so it is
+missing from the user's "seen" set and can be drawn as a negative. The stored candidate files
+(``candidates-*.jsonl``) back every committed comparison, so they are kept as they are; this
+module measures the damage instead, against each user's complete history in the raw atomic
+``.inter`` file (every interaction, at any time, before any split).
+"""
+
+import csv
+import json
+
+import numpy as np
+import pandas as pd
+
+
+class CandidateMismatch(ValueError):
+    """Candidates that cannot come from the given interactions (unknown user, or a positive the
+    user never interacted with)."""
+
+
+def read_candidate_file(path):
+    """``{user token: [item tokens]}`` of a stored ``candidates-*.jsonl`` (positive first), in
+    file order."""
+    with open(path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return {str(r["user"]): [str(i) for i in r["items"]] for r in records}
+
+
+def read_histories(inter_path, users=None):
+    """``{user token: [item tokens in time order]}`` from an atomic ``.inter`` file (read as
+    :func:`..data.training_counts.counts_from_atomic` reads it; ties in time keep file order),
+    for ``users`` only when given."""
+    frame = pd.read_csv(inter_path, sep="\t", dtype=str, quoting=csv.QUOTE_NONE)
+    column = {c.split(":")[0]: c for c in frame.columns}
+    if users is not None:
+        frame = frame[frame[column["user_id"]].isin(set(users))]
+    user_tokens = frame[column["user_id"]].to_numpy()
+    item_tokens = frame[column["item_id"]].to_numpy()
+    if "timestamp" in column:
+        times = frame[column["timestamp"]].astype(float).to_numpy()
+        order = np.lexsort((times, user_tokens))  # by user, then time; stable on ties
+    else:
+        order = np.argsort(user_tokens, kind="stable")
+    histories = {}
+    for user, item in zip(user_tokens[order].tolist(), item_tokens[order].tolist()):
+        histories.setdefault(user, []).append(item)
+    return histories
+
+
+def leaked_negatives(candidates, histories):
+    """``[(user, item)]``, in candidate order: every negative (an item after the first) of
+    ``candidates`` ({user token: [item tokens]}) that the user interacted with at any time in
+    ``histories`` ({user token: its items}). Raises :class:`CandidateMismatch` when a user has
+    no history or its positive is not in it: then the candidates are not from these
+    interactions, and finding no leak would mean nothing."""
+    leaks = []
+    for user, items in candidates.items():
+        if user not in histories:
+            raise CandidateMismatch(f"user {user!r} of the candidates has no interactions")
+        seen = set(histories[user])
+        if items[0] not in seen:
+            raise CandidateMismatch(
+                f"user {user!r}: its positive {items[0]!r} is not one of its interactions"
+            )
+        leaks += [(user, item) for item in items[1:] if item in seen]
+    return leaks
