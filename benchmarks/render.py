@@ -34,6 +34,7 @@ METRICS = [("HR@1", "metrics/hit@1", "4f"), ("HR@5", "metrics/hit@5", "4f")]
 METRICS += [("NDCG@5", "metrics/ndcg@5", "4f")]
 BENCH = [("model", "model", "s")] + METRICS
 BENCH_TIMED = BENCH + [("train s", "train_seconds", "0f"), ("eval s", "eval_seconds", "0f")]
+BENCH_SIGNALS = BENCH_TIMED + [("training signals", "training_signals", "d")]
 CONVERGED = BENCH + [
     ("stopped by", "convergence/stop_reason", "s"),
     ("best epoch", "convergence/best_epoch", "d"),
@@ -116,6 +117,7 @@ TABLES = {
         CONVERGED,
     ),
     "running-list": ("bench-ml-100k-uni9-running-list.json", "results", BENCH_TIMED),
+    "main-job": ("bench-ml-100k-uni9-list-fast.json", "results", BENCH_SIGNALS),
     "forms": ("bench-ml-100k-150u-forms.json", "results", BENCH_TIMED),
     "forms-tokenization-fix": (
         "bench-ml-100k-150u-forms-tokenization-fix.json",

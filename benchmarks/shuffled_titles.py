@@ -9,9 +9,16 @@ candidate set:
 
 * SASRec (reads ids only, so it should not move);
 * InstructRec zero-shot, which can only fall to chance;
-* InstructRec LoRA (one prompt per training row) and LoRA in the running-list layout (every
-  position of a window trained): what they reach is what they learned from co-occurrence;
-* the hybrid, whose SASRec item tokens carry the interactions.
+* InstructRec LoRA as the default main job trains it (the running list: every position of a
+  window) and as it did before (``InstructRec-LoRA-prefix``: one prompt per training row): what
+  they reach is what they learned from co-occurrence;
+* the hybrids, whose item tokens carry the interactions: SASRec's item embeddings
+  (``InstructRec-Hybrid``, which needs the SASRec row in the same run) or a table learned with
+  the LoRA (``InstructRec-Hybrid-learned``).
+
+With ml-100k's dataset settings (``SOURCE_DATASET_SETTINGS``) the control's stored candidates
+are the headline's, so its rows pair with the headline's rows too (SASRec, which reads ids
+only, trains on identical rows: ``tests/test_shuffled_titles.py``).
 
 The dataset is written under ``benchmarks/results/tmp/`` (not committed); the results go to
 ``bench-<tag>.*`` like every benchmark.
@@ -26,7 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 DEFAULT_MODELS = (
-    "SASRec,InstructRec-zeroshot,InstructRec-LoRA,InstructRec-LoRA-list,InstructRec-Hybrid"
+    "SASRec,InstructRec-zeroshot,InstructRec-LoRA-prefix,InstructRec-LoRA,InstructRec-Hybrid,"
+    "InstructRec-Hybrid-learned"
 )
 TEXT_COLUMNS = ("movie_title:token_seq", "release_year:token")
 # RecBole reads properties/dataset/<name>.yaml by the dataset's name, and the control's new name
@@ -88,12 +96,10 @@ def main(argv=None):
     )
     root, name = shuffled_titles_dataset(source, "ml-100k", os.path.join(args.out, "tmp"))
     models = [m for m in args.models.split(",") if m]
-    settings = {"InstructRec-LoRA-list": {"eval_template": "seq-list"}}
     return run_benchmark(
         datasets=[name],
         models=models,
         data_path=root,
-        model_settings=settings,
         common_settings={**SOURCE_DATASET_SETTINGS, **key_values(args.set)},
         out_dir=args.out,
         tag=args.tag,

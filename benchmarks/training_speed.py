@@ -23,7 +23,14 @@ Variants:
 * ``...-no-system``: the same with ``system_prompt: ''``, an empty system turn instead of the
   chat template's default system text;
 * ``...-title-only-no-system``: both, and ``item_text_fields: [movie_title]``: item mentions
-  without the release year (``benchmarks/configs/running-list-title-only.yaml``).
+  without the release year (``benchmarks/configs/running-list-title-only.yaml``);
+* ``...-no-lora-dropout``: ``lora_dropout: 0`` (peft then skips a dropout mask on the input of
+  every adapted layer); ``...-bf16-autocast``: ``enable_amp`` (bfloat16 autocast, which runs
+  oneDNN's bf16 matmuls on CPUs that have them). Both together, in the running list, are the
+  default main job's settings.
+
+Unless a variant says otherwise, every variant runs in float32 with LoRA dropout 0.05 (the
+settings before the running list became the default), so that the layouts compare alone.
 """
 
 import argparse
@@ -59,6 +66,11 @@ VARIANTS = {
     "running-list-no-lora-dropout": {"eval_template": "seq-list", "lora_dropout": 0.0},
     # bfloat16 autocast: oneDNN's bf16 matmuls on CPUs that have them (avx512_bf16, AMX)
     "running-list-bf16-autocast": {"eval_template": "seq-list", "enable_amp": True},
+    "per-prefix-bf16-autocast-no-lora-dropout": {
+        "eval_template": "seq-match-1",
+        "enable_amp": True,
+        "lora_dropout": 0.0,
+    },
     "running-list-bf16-autocast-no-lora-dropout": {
         "eval_template": "seq-list",
         "enable_amp": True,
@@ -77,6 +89,9 @@ def measure(variant, steps, batch, negatives, seed=2020):
         "train_batch_size": batch,
         "train_negatives": negatives,
         "seed": seed,
+        # the settings the variants compare, from before they became the defaults
+        "enable_amp": False,
+        "lora_dropout": 0.05,
         **VARIANTS[variant],
     }
     config, model, train = model_and_training_rows("ml-100k", settings)
