@@ -10,7 +10,13 @@ from recbole.utils import init_seed
 import recbole_instructrec
 from conftest import tiny_config
 from recbole_instructrec import InstructRec
-from recbole_instructrec.scoring.fusion import FUSION_GRID, FusionError, fit_weight, fuse
+from recbole_instructrec.scoring.fusion import (
+    FUSION_GRID,
+    FusionError,
+    fit_weight,
+    fuse,
+    standardise,
+)
 from recbole_instructrec.scoring.retriever import load_retriever
 
 
@@ -72,8 +78,15 @@ def test_a_large_weight_ranks_like_the_fusion_model(tmp_path, tiny_llm, sasrec_c
         expected = sasrec.predict(interaction)
     groups, _ = model._llm_predict(interaction)
     assert len(groups) > 1
+    weight = FUSION_GRID[-1]
     for rows in groups:
-        assert torch.equal(fused[rows].argsort(), expected[rows].argsort())
+        z_llm, z_model = standardise(llm_only[rows]), standardise(expected[rows])
+        assert torch.allclose(fused[rows].double(), z_llm + weight * z_model, atol=1e-4)
+        # Wherever the fusion model's gap, weighted, outweighs every difference of the LLM's,
+        # the fused order is the fusion model's; at this weight that is most pairs.
+        decisive = weight * (z_model[:, None] - z_model[None, :]) > z_llm.max() - z_llm.min()
+        assert decisive.sum() > len(rows) * (len(rows) - 1) / 4
+        assert (fused[rows][:, None] > fused[rows][None, :])[decisive].all()
     assert not torch.equal(fused, llm_only)
     # predict_parts: the fused scores and, from the same pass, the LLM's own.
     with torch.no_grad():

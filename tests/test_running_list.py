@@ -153,3 +153,47 @@ def test_item_tokens_train_in_the_running_list(tiny_llm):
     trained = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None]
     assert any("lora" in n for n in trained)
     assert len(trained) > sum("lora" in n for n in trained)  # the item table / projector too
+
+
+@pytest.mark.parametrize(
+    "llm, settings, expected",
+    [
+        ("tiny_llm", {}, "seq-list"),  # a causal LM trains every position by default
+        ("tiny_t5", {}, "seq-match-1"),  # an encoder-decoder model keeps one prompt per prefix
+        ("tiny_llm", {"train_templates": ["seq-match-1", "seq-point-1"]}, "seq-match-1"),
+        ("tiny_llm", {"task_form": "T3"}, "seq-rerank-1"),
+        ("tiny_llm", {"eval_template": "seq-match-1"}, "seq-match-1"),
+    ],
+)
+def test_an_unset_eval_template_is_the_running_list_where_it_can_train(
+    request, llm, settings, expected
+):
+    """``eval_template: ~``: the running list for a causal LM with its own templates, the
+    paper's one prompt per prefix otherwise; the config then names what was used, so that a
+    checkpoint's saved settings rebuild the same prompts."""
+    settings = {"eval_template": None, **settings}
+    model, train = _model(request.getfixturevalue(llm), **settings)
+    assert model.prompts.template.id == expected
+    assert model.running_list == (expected == "seq-list")
+    assert train.config["eval_template"] == model.eval_template
+
+
+@pytest.mark.parametrize("template", ["seq-list", "seq-match-1"])
+def test_the_model_counts_the_signals_it_trains(tiny_llm, template):
+    """One signal per running-list position (every item after a window's first), one per
+    prompt in the instruction layout: what the trainer logs and a checkpoint records."""
+    from recbole_instructrec.model.instructrec import _histories
+
+    model, train = _model(tiny_llm, eval_template=template)
+    batch = next(iter(train))
+    histories = _histories(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+    positives = batch[model.POS_ITEM_ID].tolist()
+    if template == "seq-list":
+        windows = [h[-model.max_history_items :] + [p] for h, p in zip(histories, positives)]
+        expected = sum(len(w) - 1 for w in windows)
+        assert expected > len(windows)  # more than one signal a row
+    else:
+        expected = len(histories)
+    model.train()
+    model.calculate_loss(batch)
+    assert model.training_signals == expected

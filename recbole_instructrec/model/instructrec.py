@@ -66,7 +66,6 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self.lora_alpha = config["lora_alpha"]
         self.lora_dropout = config["lora_dropout"]
         self.lora_target_modules = config["lora_target_modules"]
-        self.eval_template = config["eval_template"]
         self.max_history_items = settings.int_setting(config, "max_history_items", 1)
         self.max_prompt_tokens = settings.int_setting(config, "max_prompt_tokens", 16)
         self.max_item_tokens = settings.int_setting(config, "max_item_tokens", 1)
@@ -109,6 +108,12 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         )
         self.templates = load_templates(config["instruction_templates"])
         self.task_form = config["task_form"]
+        self.eval_template = settings.eval_template_id(
+            config, self.templates, self.is_encoder_decoder
+        )
+        # what ~ resolved to goes into the config, so the log and a checkpoint's saved config
+        # (read back by instructrec recommend and serve) name the template that was trained
+        config["eval_template"] = self.eval_template
         template = settings.eval_template(self.templates, self.eval_template, self.task_form)
         self._builder_settings = dict(
             is_encoder_decoder=self.is_encoder_decoder,

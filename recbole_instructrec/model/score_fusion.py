@@ -11,7 +11,7 @@ import torch
 
 from recbole_instructrec.model import settings
 from recbole_instructrec.scoring.fusion import FusionError, fuse
-from recbole_instructrec.scoring.retriever import load_retriever, recent_history
+from recbole_instructrec.scoring.retriever import as_trained, load_retriever, recent_history
 
 
 class ScoreFusion:
@@ -67,5 +67,5 @@ class ScoreFusion:
 
     def _fusion_scores(self, interaction):
         model = self._fusion_model[0].to(interaction[self.ITEM_SEQ].device)
-        with torch.no_grad():
+        with torch.no_grad(), as_trained(interaction):
             return model.predict(recent_history(interaction, model)).float()

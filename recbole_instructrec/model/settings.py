@@ -42,6 +42,31 @@ def check_context(hf_config, max_prompt_tokens, max_item_tokens):
         )
 
 
+# eval_template: ~ picks the running list where it can train every position in one pass (a
+# causal LM, its own templates); otherwise the paper's one prompt per training prefix.
+RUNNING_LIST_TEMPLATE = "seq-list"
+INSTRUCTION_TEMPLATE = "seq-match-1"
+
+
+def eval_template_id(config, templates, is_encoder_decoder):
+    """``eval_template``, or when unset (~) the default for this model and these settings:
+    ``seq-list`` for a causal LM, ``seq-match-1`` for an encoder-decoder model (it reads the
+    history in the encoder, so it keeps one prompt per prefix), with a ``task_form``, or with
+    ``train_templates`` of the instruction layout."""
+    if config["eval_template"] is not None:
+        return config["eval_template"]
+    ids = config["train_templates"] or []
+    ids = [ids] if isinstance(ids, str) else ids
+    trained = [get_template(templates, t, "train_templates") for t in ids]
+    if (
+        is_encoder_decoder
+        or config["task_form"] is not None
+        or any(t.layout != "running_list" for t in trained)
+    ):
+        return INSTRUCTION_TEMPLATE
+    return RUNNING_LIST_TEMPLATE
+
+
 def eval_template(templates, eval_template_id, task_form):
     """The evaluation template: ``eval_template``, or with ``task_form`` set, the template of
     that form with ``eval_template``'s preference and intention."""

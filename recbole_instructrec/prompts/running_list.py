@@ -17,7 +17,7 @@ The newline ends an item, so "Star Wars" and "Star Wars (1977)" differ as answer
 
 from dataclasses import dataclass
 
-from recbole_instructrec.prompts.builder import Plan, PromptBuilder
+from recbole_instructrec.prompts.builder import _ITEM_MARK, Plan, PromptBuilder
 
 
 @dataclass
@@ -45,6 +45,12 @@ class RunningListBuilder(PromptBuilder):
         super().__init__(tokenizer, texts, template, **settings)
         self._pieces = {}
         self.header = self._encode(self._format(self.template.render()))
+
+    def render(self, history, **slots):
+        """The instruction, then the list as the model reads it (item tokens as <item:ID>)."""
+        lines = [self.mention(i) for i in self._fitted(self._recent(history))]
+        text = "\n".join([self._render([], **slots), *lines])
+        return _ITEM_MARK.sub(lambda m: f"<item:{m.group(1)}> ", text)
 
     def piece(self, item):
         """Token ids of ``item`` as one line of the list (also its answer continuation)."""

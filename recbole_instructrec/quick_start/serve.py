@@ -199,7 +199,7 @@ class _ServerState:
             fusion_model=model.fusion_model if model._fusion_model else None,
             fusion_weight=model.fusion_weight if model._fusion_model else None,
             instruction_guidance=rec.instruction_guidance,
-            eval_template=str(rec.config["eval_template"]),
+            eval_template=str(model.eval_template),
             instruction_template="vague-match-1",
             max_history_items=int(model.max_history_items),
             device=str(rec.config["device"]),

@@ -87,6 +87,14 @@ def recent_history(interaction, retriever):
     return Interaction({**interaction.interaction, seq_field: recent, len_field: kept})
 
 
+def as_trained(interaction):
+    """A saved RecBole model scores in float32, as it was trained and as RecBole evaluates it,
+    even inside InstructRec's autocast (``enable_amp``): in bfloat16 its near-tied items would
+    swap, and the two-stage top K or the fused scores would no longer be the model's own."""
+    device = interaction[next(iter(interaction.interaction))].device
+    return torch.autocast(device.type, enabled=False)
+
+
 def retrieve_top_k(retriever, interaction, k, exclude=None):
     """(all scores, indices of the top ``k`` items): the padding item never counts, and
     ``exclude`` (one list of item ids per row) is left out too.
@@ -95,7 +103,7 @@ def retrieve_top_k(retriever, interaction, k, exclude=None):
     ones included (RecBole masks no history for sequential models), so evaluation passes no
     ``exclude``: the two stages then rank under exactly the retriever's rules.
     """
-    with torch.no_grad():
+    with torch.no_grad(), as_trained(interaction):
         scores = retriever.full_sort_predict(recent_history(interaction, retriever)).float()
         scores = scores.clone()
     scores[:, 0] = float("-inf")

@@ -192,9 +192,11 @@ class InstructRecTrainer(Trainer):
         show_progress=False,
         callback_fn=None,
     ):
-        self._train_data = train_data
+        # the loader the epochs draw from (the running list's own, in that layout): its
+        # shuffling state is what a resumed run must continue
+        self._train_data = self._running_list_rows(train_data)
         if self._pending_loader_state is not None:
-            train_data.generator.set_state(self._pending_loader_state)
+            self._train_data.generator.set_state(self._pending_loader_state)
             self._pending_loader_state = None
 
         def after_validation(epoch_idx, valid_score):
