@@ -121,6 +121,7 @@ def main():
             "state": "ERROR",
             "show_progress": False,
             "checkpoint_dir": tempfile.mkdtemp(prefix=f"gpu-check-{name}-"),
+            "enable_amp": False,  # each check alone: autocast only in the amp check
             **CHECKS[name],
         }
         if args.llm_path:

@@ -76,3 +76,20 @@ def test_quantized_loading_without_bitsandbytes_or_gpu_is_a_clear_error(tmp_path
 def test_load_in_bits_other_values_are_refused(tmp_path, tiny_llm):
     with pytest.raises(BackboneError, match="load_in_bits=3"):
         _model_and_batch(tmp_path, tiny_llm, load_in_bits=3)
+
+
+def test_enable_amp_unset_autocasts_only_where_bf16_is_native(tmp_path):
+    """``enable_amp: ~`` turns bf16 autocast on for a CPU that has AVX512-BF16 or AMX, and off
+    for one without, where bf16 is emulated and slower than float32."""
+    from recbole_instructrec.trainer.trainer import bf16_is_native
+
+    cpu = torch.device("cpu")
+    flags = "fpu sse2 avx2 avx512f avx512bw"
+    without = tmp_path / "old-cpu"
+    without.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert not bf16_is_native(cpu, str(without))
+    for native in ("avx512_bf16", "amx_bf16"):
+        with_it = tmp_path / native
+        with_it.write_text(f"processor\t: 0\nflags\t\t: {flags} {native}\n")
+        assert bf16_is_native(cpu, str(with_it))
+    assert not bf16_is_native(cpu, str(tmp_path / "no-such-file"))

@@ -49,6 +49,11 @@ class InstructRecTrainer(Trainer):
             raise ValueError(
                 f"amp_dtype={config['amp_dtype']!r} is not supported; use bfloat16 or float16."
             )
+        if config["enable_amp"] is None:  # ~: autocast where the hardware computes in bf16
+            self.enable_amp = self.amp_dtype == torch.bfloat16 and bf16_is_native(self.device)
+            self.logger.info(
+                f"enable_amp=~: autocast in bfloat16 {'on' if self.enable_amp else 'off'}"
+            )
         self.saved_model_file = rank0_value(
             config, _unused_path(os.path.splitext(self.saved_model_file)[0] + ".safetensors")
         )
@@ -300,6 +305,24 @@ class InstructRecTrainer(Trainer):
 
 
 _AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def bf16_is_native(device, cpuinfo="/proc/cpuinfo"):
+    """Whether ``device`` multiplies in bfloat16 natively: a CUDA GPU that supports it, or a CPU
+    with AVX512-BF16 or AMX. Elsewhere bf16 is emulated, and several times slower than float32
+    (``benchmarks/results/quantization.md``)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            flags = next(
+                (line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []
+            )
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
 def model_and_training_rows(dataset, settings):
