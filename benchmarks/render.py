@@ -118,6 +118,18 @@ TABLES = {
     ),
     "running-list": ("bench-ml-100k-uni9-running-list.json", "results", BENCH_TIMED),
     "main-job": ("bench-ml-100k-uni9-list-fast.json", "results", BENCH_SIGNALS),
+    "main-job-run": (
+        "main_job.json",
+        [("run_recbole --model=InstructRec --dataset=ml-100k", "result")],
+        [
+            ("command", "_key", "s"),
+            ("wall s", "wall_seconds", "0f"),
+            ("training signals", "training_signals", "d"),
+            ("test HR@1", "test_result/hit@1", "4f"),
+            ("test NDCG@5", "test_result/ndcg@5", "4f"),
+            ("valid NDCG@5 (100 users)", "best_valid/ndcg@5", "4f"),
+        ],
+    ),
     "forms": ("bench-ml-100k-150u-forms.json", "results", BENCH_TIMED),
     "forms-tokenization-fix": (
         "bench-ml-100k-150u-forms-tokenization-fix.json",
@@ -260,6 +272,8 @@ TABLES = {
 }
 COMPARISONS = {
     "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
+    "main-job-vs-lora": "main-job-vs-lora-ml-100k-uni9.json",
+    "fast-vs-running-list": "fast-vs-running-list-ml-100k-uni9.json",
     "cheaper-prompts": "cheaper-prompts-vs-running-list-ml-100k-uni9.json",
     "shuffled-titles": "shuffled-titles-ml-100k-uni9.json",
     "forms-T0-fix": "forms-T0-tokenization-fix.json",
