@@ -34,9 +34,9 @@ sys.path.insert(0, ROOT)
 from recbole_instructrec.bench import comparison  # noqa: E402
 from recbole_instructrec.bench.candidate_leaks import (  # noqa: E402
     leaked_negatives,
-    read_candidate_file,
     read_histories,
 )
+from recbole_instructrec.bench.candidates import read_candidate_file  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
 
 HEADLINES = (

@@ -10,9 +10,9 @@ from recbole_instructrec.bench import comparison
 from recbole_instructrec.bench.candidate_leaks import (
     CandidateMismatch,
     leaked_negatives,
-    read_candidate_file,
     read_histories,
 )
+from recbole_instructrec.bench.candidates import read_candidate_file
 from recbole_instructrec.bench.user_sample import dataset_folder
 
 ML_100K = os.path.join(dataset_folder(None, "ml-100k"), "ml-100k.inter")

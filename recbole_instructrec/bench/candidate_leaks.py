@@ -9,11 +9,9 @@ module measures the damage instead, against each user's complete history in the 
 ``.inter`` file (every interaction, at any time, before any split).
 """
 
-import csv
-import json
-
 import numpy as np
-import pandas as pd
+
+from recbole_instructrec.data.training_counts import read_atomic_interactions
 
 
 class CandidateMismatch(ValueError):
@@ -21,26 +19,15 @@ class CandidateMismatch(ValueError):
     user never interacted with)."""
 
 
-def read_candidate_file(path):
-    """``{user token: [item tokens]}`` of a stored ``candidates-*.jsonl`` (positive first), in
-    file order."""
-    with open(path, encoding="utf-8") as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    return {str(r["user"]): [str(i) for i in r["items"]] for r in records}
-
-
 def read_histories(inter_path, users=None):
-    """``{user token: [item tokens in time order]}`` from an atomic ``.inter`` file (read as
-    :func:`..data.training_counts.counts_from_atomic` reads it; ties in time keep file order),
-    for ``users`` only when given."""
-    frame = pd.read_csv(inter_path, sep="\t", dtype=str, quoting=csv.QUOTE_NONE)
-    column = {c.split(":")[0]: c for c in frame.columns}
+    """``{user token: [item tokens in time order]}`` from an atomic ``.inter`` file (ties in time
+    keep file order), for ``users`` only when given."""
+    user_tokens, item_tokens, times = read_atomic_interactions(inter_path)
     if users is not None:
-        frame = frame[frame[column["user_id"]].isin(set(users))]
-    user_tokens = frame[column["user_id"]].to_numpy()
-    item_tokens = frame[column["item_id"]].to_numpy()
-    if "timestamp" in column:
-        times = frame[column["timestamp"]].astype(float).to_numpy()
+        keep = np.isin(user_tokens, list(users))
+        user_tokens, item_tokens = user_tokens[keep], item_tokens[keep]
+        times = times[keep] if times is not None else None
+    if times is not None:
         order = np.lexsort((times, user_tokens))  # by user, then time; stable on ties
     else:
         order = np.argsort(user_tokens, kind="stable")

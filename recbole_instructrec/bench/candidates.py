@@ -100,6 +100,14 @@ def save_candidates(path, candidates, test_dataset):
     write_text_atomic(path, "".join(lines))
 
 
+def read_candidate_file(path):
+    """``{user token: [item tokens]}`` of a file :func:`save_candidates` wrote (positive first),
+    in file order."""
+    with open(path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return {str(r["user"]): [str(i) for i in r["items"]] for r in records}
+
+
 def candidate_rows(test_dataset, candidates, start, stop):
     """An Interaction with one row per (test user, candidate), as RecBole's predict expects."""
     base = test_dataset.inter_feat[start:stop]

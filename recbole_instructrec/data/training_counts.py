@@ -65,18 +65,21 @@ def counts_from_dataset(dataset):
     return {str(tokens[i]): c for i, c in counts.items()}
 
 
-def counts_from_atomic(folder, name):
-    """Training counts keyed by item token, from ``<folder>/<name>.inter``."""
-    path = os.path.join(folder, f"{name}.inter")
+def read_atomic_interactions(path):
+    """(user tokens, item tokens, timestamps or None) of an atomic ``.inter`` file, as strings
+    (ids keep their tokens) and float times."""
     frame = pd.read_csv(path, sep="\t", dtype=str, quoting=csv.QUOTE_NONE)
     column = {c.split(":")[0]: c for c in frame.columns}
-    return dict(
-        training_counts(
-            frame[column["user_id"]].to_numpy(),
-            frame[column["item_id"]].to_numpy(),
-            frame[column["timestamp"]].astype(float).to_numpy(),
-        )
-    )
+    times = frame[column["timestamp"]].astype(float).to_numpy() if "timestamp" in column else None
+    return frame[column["user_id"]].to_numpy(), frame[column["item_id"]].to_numpy(), times
+
+
+def counts_from_atomic(folder, name):
+    """Training counts keyed by item token, from ``<folder>/<name>.inter``."""
+    users, items, times = read_atomic_interactions(os.path.join(folder, f"{name}.inter"))
+    if times is None:
+        raise ValueError(f"{name}.inter has no timestamp column: leave-one-out needs one.")
+    return dict(training_counts(users, items, times))
 
 
 def items_seen_at_least(train_dataset, minimum):
