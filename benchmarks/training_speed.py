@@ -28,6 +28,8 @@ Variants:
   every adapted layer); ``...-bf16-autocast``: ``enable_amp`` (bfloat16 autocast, which runs
   oneDNN's bf16 matmuls on CPUs that have them). Both together, in the running list, are the
   default main job's settings.
+* ``running-list-generation-only``: the default main job's settings with ``train_negatives: 0``:
+  the positive's generation loss alone (the paper's objective), no negative segments.
 
 Unless a variant says otherwise, every variant runs in float32 with LoRA dropout 0.05 (the
 settings before the running list became the default), so that the layouts compare alone.
@@ -76,6 +78,13 @@ VARIANTS = {
         "enable_amp": True,
         "lora_dropout": 0.0,
     },
+    # the paper's objective: the positive's generation loss alone, a plain causal pass
+    "running-list-generation-only": {
+        "eval_template": "seq-list",
+        "enable_amp": True,
+        "lora_dropout": 0.0,
+        "train_negatives": 0,
+    },
 }
 
 
@@ -122,7 +131,7 @@ def measure(variant, steps, batch, negatives, seed=2020):
         "system_prompt": config["system_prompt"],
         "steps": steps,
         "rows_per_step": batch,
-        "negatives_per_signal": negatives,
+        "negatives_per_signal": config["train_negatives"],
         "signals": int(signals),
         "seconds": seconds,
         "signals_per_s": signals / seconds,

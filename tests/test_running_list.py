@@ -197,3 +197,70 @@ def test_the_model_counts_the_signals_it_trains(tiny_llm, template):
     model.train()
     model.calculate_loss(batch)
     assert model.training_signals == expected
+
+
+def test_lists_without_negatives_score_every_prefix_exactly(float64_model):
+    """``train_negatives: 0`` runs plain causal attention over right-padded lists of different
+    lengths; every position still scores as its prefix alone."""
+    model = float64_model
+    builder = model.prompts
+    rows = [builder.training_row(list(range(1, 12))), builder.training_row([3, 5, 7, 9])]
+    scorer = ContinuationScorer(model.llm, max_batch_tokens=100_000)
+    with torch.no_grad():
+        one_pass = scorer.score_running_lists(rows, [[[]] * len(r.cuts) for r in rows])
+        alone = [s for r in rows for s in _per_prefix(scorer, r, [[]] * len(r.cuts))]
+    assert len(one_pass.logprob_sums) == 10 + 3
+    for got, expected in zip(one_pass.logprob_sums, alone):
+        assert torch.allclose(got, expected, atol=1e-9, rtol=0)
+
+
+def test_the_causal_path_would_leak_with_negatives(float64_model, monkeypatch):
+    """The counterpart: plain causal attention is only exact without negatives; forced on
+    rows with negatives, a negative reads the list after its prefix and the scores move."""
+    model = float64_model
+    _, row, negatives = _row_and_negatives(model, list(range(1, 12)))
+    scorer = ContinuationScorer(model.llm, max_batch_tokens=100_000)
+    monkeypatch.setattr(
+        ContinuationScorer, "_decoder_hidden", lambda self, q, p, cache=None: self._causal_hidden(q)
+    )
+    with torch.no_grad():
+        forced = scorer.score_running_lists([row], [negatives]).logprob_sums
+    monkeypatch.undo()
+    with torch.no_grad():
+        alone = _per_prefix(scorer, row, negatives)
+    assert any(not torch.allclose(a, b, atol=1e-6) for a, b in zip(forced, alone))
+
+
+@pytest.mark.parametrize("template", ["seq-list", "seq-match-1"])
+def test_no_negatives_train_the_generation_loss_alone(tiny_llm, template):
+    """``train_negatives: 0``: the loss is minus the positives' mean per-token log-likelihood
+    (the paper's objective), in both layouts."""
+    from recbole_instructrec.model.instructrec import _histories
+
+    model, train = _model(tiny_llm, eval_template=template, train_negatives=0)
+    model.llm.double()
+    batch = next(iter(train))[:3]
+    histories = _histories(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+    positives = batch[model.POS_ITEM_ID].tolist()
+    model.train()
+    loss = model.calculate_loss(batch)
+    loss.backward()
+    expected = []
+    with torch.no_grad():
+        for h, p in zip(histories, positives):
+            if template == "seq-list":
+                row = model.prompts.training_row(h[-model.max_history_items :] + [p])
+                pairs = [(row.ids[:c], row.ids[c : c + n]) for c, n in zip(row.cuts, row.lengths)]
+            else:
+                ((prefix, (answer,)),) = model.prompts.plan(h, [p]).requests
+                pairs = [(prefix, answer)]
+            for prefix, answer in pairs:
+                (s,) = model.scorer.score([prefix], [[answer]]).logprob_sums
+                expected.append(s[0] / len(answer))
+    assert torch.allclose(loss, -torch.stack(expected).mean(), atol=1e-9)
+    assert any(p.grad is not None for n, p in model.named_parameters() if "lora" in n)
+
+
+def test_no_negatives_need_a_generation_template(tiny_llm):
+    with pytest.raises(ValueError, match=r"train_negatives=0 .*\['seq-point-1'\]"):
+        _model(tiny_llm, eval_template="seq-point-1", train_negatives=0)

@@ -71,7 +71,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self.max_item_tokens = settings.int_setting(config, "max_item_tokens", 1)
         self.score_normalization = config["score_normalization"]
         settings.setting_choice(config, "score_normalization", {"mean": 0, "sum": 0})
-        self.train_negatives = settings.int_setting(config, "train_negatives", 1)
+        self.train_negatives = settings.int_setting(config, "train_negatives", 0)
         self.ranking_temperature = config["ranking_temperature"]
         self.lm_loss_weight = config["lm_loss_weight"]
         self.max_batch_tokens = config["max_batch_tokens"]
@@ -134,6 +134,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         for t in self.train_templates:
             self._builder(t)  # fail at start, not mid-training, on a slot the data cannot fill
         self.running_list = settings.one_layout(template, self.train_templates) == "running_list"
+        self.generation_only = settings.generation_only(self.train_negatives, self.train_templates)
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
         self._loss_calls = 0  # training batches seen: the item-token curriculum's clock
         # predictions trained (one per prompt, or one per running-list position); the trainer
@@ -171,6 +172,8 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
             for k, x, h, p, n, u in zip(picks, hybrid, histories, pos_items, negatives, users)
         ]
         scored = self._score_plans(plans, self.scorer)
+        if self.generation_only:
+            return -torch.stack([sums[0] / counts[0] for _, sums, counts in scored]).mean()
         scores = torch.stack([s for s, _, _ in scored])
         # Listwise: the positive (column 0) must out-score the sampled negatives, whatever the
         # task form. For matching (T2) a generation term also keeps the LM able to write the

@@ -5,7 +5,8 @@ A training row of RecBole (a history and its next item) becomes the list of its 
 signal, its positive being the item written there and its negatives ``train_negatives`` uniform
 items scored as continuations of the same prefix. One forward pass gives all of them
 (``ContinuationScorer.score_running_lists``). The loss per signal is the instruction layout's:
-a listwise cross-entropy over (positive, negatives) and the positive's generation loss.
+a listwise cross-entropy over (positive, negatives) and the positive's generation loss, or with
+``train_negatives: 0`` the generation loss alone: a plain causal pass over the list.
 """
 
 import torch
@@ -29,9 +30,12 @@ def running_list_loss(model, histories, positives):
     scored = model.scorer.score_running_lists(rows, negatives)
     sums = torch.stack(scored.logprob_sums)
     counts = torch.stack(scored.token_counts)
+    generation = (sums[:, 0] / counts[:, 0].clamp(min=1)).mean()
+    if model.generation_only:  # train_negatives: 0, the paper's objective
+        return -generation, sums.shape[0]
     scores = builder._normalized(sums, counts)
     target = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
     loss = F.cross_entropy(scores / model.ranking_temperature, target)
     if model.lm_loss_weight:
-        loss = loss - model.lm_loss_weight * (sums[:, 0] / counts[:, 0].clamp(min=1)).mean()
+        loss = loss - model.lm_loss_weight * generation
     return loss, scores.shape[0]

@@ -110,6 +110,22 @@ def one_layout(eval_template, train_templates):
     return layouts.pop()
 
 
+def generation_only(train_negatives, train_templates):
+    """``train_negatives: 0`` trains the positive's generation loss alone (the paper's
+    seq2seq objective). Only the matching form (T2) writes the answer as text; the other forms
+    rank candidates against each other and need negatives to learn anything."""
+    if train_negatives:
+        return False
+    other = [t.id for t in train_templates if t.task_form != "T2"]
+    if other:
+        raise ValueError(
+            f"train_negatives=0 trains the generation loss alone, which only matching (T2) "
+            f"templates have; train_templates {other} rank candidates against each other. "
+            "Set train_negatives to 1 or more, or train T2 templates."
+        )
+    return True
+
+
 def fusion_weight(config):
     weight = config["fusion_weight"]
     if weight is None:

@@ -184,6 +184,13 @@ class ContinuationScorer:
         )
         return output.last_hidden_state
 
+    def _causal_hidden(self, packed):
+        self.tokens_computed += packed.input_ids.numel()
+        output = self.model.get_decoder()(
+            input_ids=packed.input_ids, position_ids=packed.position, use_cache=False
+        )
+        return output.last_hidden_state
+
     def _compute_dtype(self):
         return next(self.model.get_decoder().parameters()).dtype
 
@@ -282,7 +289,10 @@ class ContinuationScorer:
                     segment.append((tokens, g, cut))
             segments.append(segment)
         packed = _pack(segments, [0] * len(rows), self.device)
-        hidden = self._decoder_hidden(packed, packed)
+        if any(len(segment) > 1 for segment in segments):
+            hidden = self._decoder_hidden(packed, packed)
+        else:  # lists alone: plain causal attention (right padding is never attended to)
+            hidden = self._causal_hidden(packed)
         # (row, predicting position, target token, owner) for every scored token
         picks, owner = [], 0
         for r, (row, negs) in enumerate(zip(rows, negatives)):
