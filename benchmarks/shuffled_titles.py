@@ -1,6 +1,7 @@
 """Does the model learn from interactions, or only from what titles mean?
 
     python benchmarks/shuffled_titles.py [--models ...] [--tag ml-100k-uni9-shuffled-titles]
+        [--set KEY=VALUE] [--model-config MODEL=FILE.yaml]
 
 A control dataset: ml-100k with every item's title and year replaced by another item's (one
 seeded permutation), so each item keeps a unique name that carries no meaning; interactions,
@@ -81,6 +82,9 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     parser.add_argument("--tag", default="ml-100k-uni9-shuffled-titles")
     parser.add_argument("--set", action="append", default=[], help="key=value for every row")
+    parser.add_argument(
+        "--model-config", action="append", default=[], help="MODEL=FILE.yaml for one row"
+    )
     args = parser.parse_args(argv)
     command = "python benchmarks/shuffled_titles.py " + " ".join(argv or sys.argv[1:])
     sys.argv = sys.argv[:1]  # RecBole reads the command line as settings
@@ -89,7 +93,7 @@ def main(argv=None):
 
     import recbole_instructrec  # noqa: F401
     from recbole_instructrec.bench import run_benchmark
-    from recbole_instructrec.quick_start.cli import key_values
+    from recbole_instructrec.quick_start.cli import key_values, model_settings
 
     source = args.source or os.path.join(
         os.path.dirname(recbole.__file__), "dataset_example", "ml-100k"
@@ -101,6 +105,7 @@ def main(argv=None):
         models=models,
         data_path=root,
         common_settings={**SOURCE_DATASET_SETTINGS, **key_values(args.set)},
+        model_settings=model_settings(args.model_config),
         out_dir=args.out,
         tag=args.tag,
         command=command,

@@ -179,7 +179,7 @@ def instructrec_main(argv=None):
             protocol=args.protocol,
             max_users=args.max_users,
             data_path=args.data_path,
-            model_settings=_model_settings(args.model_config),
+            model_settings=model_settings(args.model_config),
             common_settings=key_values(args.set),
             out_dir=args.out,
             seed=args.seed,
@@ -282,7 +282,8 @@ def key_values(pairs):
     }
 
 
-def _model_settings(entries):
+def model_settings(entries):
+    """`--model-config MODEL=FILE.yaml` entries as {row: settings}."""
     import yaml
 
     settings = {}
