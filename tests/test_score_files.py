@@ -5,8 +5,10 @@ import json
 
 import pytest
 
+from recbole_instructrec.bench.comparison import ComparisonError, compare_rows, load_rows
 from recbole_instructrec.bench.score_files import (
     read_score_file,
+    score_file_of_result,
     score_file_path,
     score_files_in,
     write_score_file,
@@ -61,3 +63,33 @@ def test_a_folder_lists_each_score_file_once_in_either_form(tmp_path):
     (tmp_path / "candidates.json").write_text("{}")
     assert [name for name, _ in score_files_in(str(tmp_path))] == ["ml-BERT4Rec", "ml-SASRec"]
     assert dict(score_files_in(str(tmp_path)))["ml-SASRec"] == str(tmp_path / "ml-SASRec.jsonl")
+
+
+def _result_file(folder, recorded):
+    folder.mkdir(parents=True, exist_ok=True)
+    result = folder / "bench-x.json"
+    result.write_text(json.dumps({"run": {}, "results": [{"model": "M", "scores_file": recorded}]}))
+    return result
+
+
+def test_a_row_written_elsewhere_reads_the_score_file_committed_beside_its_result(tmp_path):
+    results = tmp_path / "repo" / "benchmarks" / "results"
+    write_score_file(str(results / "scores" / "run-a" / "ml-M.jsonl.gz"), RECORDS)
+    # The run wrote from a scratch checkout that no longer exists.
+    gone = "/nowhere/worktree/benchmarks/results/scores/run-a/ml-M.jsonl.gz"
+    result = _result_file(results, gone)
+    (row,) = load_rows([str(result)])
+    assert read_score_file(row["scores_file"]) == RECORDS
+    assert score_file_of_result(str(result), gone) != gone
+
+
+def test_a_row_whose_score_file_is_nowhere_still_fails_by_name(tmp_path):
+    results = tmp_path / "benchmarks" / "results"
+    write_score_file(str(results / "scores" / "run-b" / "ml-M.jsonl.gz"), RECORDS)
+    # Beside the result file, but under another run's folder: not the row's file.
+    gone = "/nowhere/benchmarks/results/scores/run-a/ml-M.jsonl.gz"
+    result = _result_file(results, gone)
+    (row,) = load_rows([str(result)])
+    assert row["scores_file"] == gone
+    with pytest.raises(ComparisonError, match="run-a/ml-M.jsonl.gz"):
+        compare_rows([row, row])

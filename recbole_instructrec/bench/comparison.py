@@ -13,7 +13,11 @@ import os
 import numpy as np
 
 from recbole_instructrec.bench import paired
-from recbole_instructrec.bench.score_files import read_score_file, score_file_path
+from recbole_instructrec.bench.score_files import (
+    read_score_file,
+    score_file_of_result,
+    score_file_path,
+)
 from recbole_instructrec.scoring.ranking import metric_of_ranks, positive_ranks
 
 HEADLINE = (("hit", 1), ("ndcg", 5))
@@ -35,7 +39,12 @@ def load_rows(result_files, names=None):
     found = {}
     for index, (path, payload) in enumerate(payloads, 1):
         for record in payload["results"]:
-            entry = {**record, "result_file": path, "run": payload["run"]}
+            entry = {
+                **record,
+                "scores_file": score_file_of_result(path, record.get("scores_file")),
+                "result_file": path,
+                "run": payload["run"],
+            }
             found.setdefault(record["model"], entry)
             stem = os.path.splitext(os.path.basename(path))[0]
             found[f"{record['model']}@{index}"] = {**entry, "model": f"{record['model']} ({stem})"}

@@ -35,6 +35,24 @@ def score_file_path(path):
     return twin if os.path.isfile(twin) else None
 
 
+def score_file_of_result(result_file, recorded):
+    """The score file a result file's row names as ``recorded``: that path when it exists, else
+    the file of the same name in the ``scores/<run>/`` folder beside the result file. A run
+    records the path it wrote under, which may be absolute and on another machine or checkout
+    (the shuffled-titles control writes from a scratch worktree); the folder beside the result
+    file is where the results are committed."""
+    if not recorded or score_file_path(recorded) is not None:
+        return recorded
+    run_folder = os.path.basename(os.path.dirname(str(recorded)))
+    beside = os.path.join(
+        os.path.dirname(os.path.abspath(result_file)),
+        "scores",
+        run_folder,
+        os.path.basename(str(recorded)),
+    )
+    return os.path.relpath(beside) if score_file_path(beside) is not None else recorded
+
+
 def read_score_file(path):
     """The records of the score file named ``path`` (see :func:`score_file_path`), in file
     order. Raises FileNotFoundError when neither form exists."""
