@@ -118,6 +118,13 @@ TABLES = {
     ),
     "running-list": ("bench-ml-100k-uni9-running-list.json", "results", BENCH_TIMED),
     "main-job": ("bench-ml-100k-uni9-list-fast.json", "results", BENCH_SIGNALS),
+    "generation-budget": ("bench-ml-100k-uni9-generation.json", "results", BENCH_SIGNALS),
+    "generation-epoch": ("bench-ml-100k-uni9-generation-epoch.json", "results", BENCH_SIGNALS),
+    "shuffled-titles-generation": (
+        "bench-ml-100k-uni9-shuffled-titles-generation.json",
+        "results",
+        BENCH_SIGNALS,
+    ),
     "main-job-run": (
         "main_job.json",
         [("run_recbole --model=InstructRec --dataset=ml-100k", "result")],
@@ -276,6 +283,8 @@ COMPARISONS = {
     "fast-vs-running-list": "fast-vs-running-list-ml-100k-uni9.json",
     "cheaper-prompts": "cheaper-prompts-vs-running-list-ml-100k-uni9.json",
     "shuffled-titles": "shuffled-titles-ml-100k-uni9.json",
+    "shuffled-titles-generation-vs-lora": "shuffled-titles-generation-vs-lora-ml-100k-uni9.json",
+    "generation-vs-list-fast": "generation-vs-list-fast-ml-100k-uni9.json",
     "forms-T0-fix": "forms-T0-tokenization-fix.json",
     "forms-T1-fix": "forms-T1-tokenization-fix.json",
     "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",

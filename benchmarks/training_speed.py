@@ -28,8 +28,10 @@ Variants:
   every adapted layer); ``...-bf16-autocast``: ``enable_amp`` (bfloat16 autocast, which runs
   oneDNN's bf16 matmuls on CPUs that have them). Both together, in the running list, are the
   default main job's settings.
-* ``running-list-generation-only``: the default main job's settings with ``train_negatives: 0``:
-  the positive's generation loss alone (the paper's objective), no negative segments.
+* ``...-generation-only``: ``train_negatives: 0`` with bf16 autocast and no LoRA dropout: the
+  positive's generation loss alone (the paper's objective), no negative segments. In the
+  running list these are the default main job's settings; ``per-prefix-generation-only`` is the
+  same objective with one prompt per prefix, the like-for-like comparison at 0 negatives.
 
 Unless a variant says otherwise, every variant runs in float32 with LoRA dropout 0.05 (the
 settings before the running list became the default), so that the layouts compare alone.
@@ -78,7 +80,14 @@ VARIANTS = {
         "enable_amp": True,
         "lora_dropout": 0.0,
     },
-    # the paper's objective: the positive's generation loss alone, a plain causal pass
+    # the paper's objective: the positive's generation loss alone (the default main job), in
+    # both layouts: one prompt per prefix, and a plain causal pass over the running list
+    "per-prefix-generation-only": {
+        "eval_template": "seq-match-1",
+        "enable_amp": True,
+        "lora_dropout": 0.0,
+        "train_negatives": 0,
+    },
     "running-list-generation-only": {
         "eval_template": "seq-list",
         "enable_amp": True,
@@ -171,26 +180,38 @@ def main():
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
     base = rows[0]
+    by_name = {row["variant"]: row for row in rows}
     for row in rows:
         row["signals_per_s_vs_first"] = row["signals_per_s"] / base["signals_per_s"]
+        # like for like: the running list against one prompt per prefix with the same settings
+        twin = by_name.get(row["variant"].replace("running-list", "per-prefix", 1))
+        row["signals_per_s_vs_per_prefix_twin"] = (
+            row["signals_per_s"] / twin["signals_per_s"] if twin and twin is not row else None
+        )
 
     from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
 
     info = run_info(command)
     lines = provenance_lines(
         info,
-        f"; ml-100k training rows, embedded SmolLM2-135M + LoRA (r 8), float32, "
-        f"{args.batch} RecBole rows per step, {args.negatives} negatives per signal, "
+        f"; ml-100k training rows, embedded SmolLM2-135M + LoRA (r 8), float32 unless a "
+        "variant sets bf16 autocast, "
+        f"{args.batch} RecBole rows per step, {args.negatives} negatives per signal unless "
+        "a variant sets train_negatives, "
         f"{args.steps} timed steps after one warm-up, each variant in its own process",
     ) + [
-        "| variant | template | signals/s | vs first row | tokens/signal | signals timed | "
+        "| variant | template | negatives/signal | signals/s | vs first row | "
+        "vs per-prefix twin | tokens/signal | signals timed | "
         "s | training rows per epoch | projected epoch h | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        twin = r["signals_per_s_vs_per_prefix_twin"]
         lines.append(
-            f"| {r['variant']} | {r['template']} | {r['signals_per_s']:.2f} | "
-            f"{r['signals_per_s_vs_first']:.1f}x | {r['tokens_per_signal']:.0f} | {r['signals']} | "
+            f"| {r['variant']} | {r['template']} | {r['negatives_per_signal']} | "
+            f"{r['signals_per_s']:.2f} | {r['signals_per_s_vs_first']:.1f}x | "
+            f"{'' if twin is None else f'{twin:.1f}x'} | "
+            f"{r['tokens_per_signal']:.0f} | {r['signals']} | "
             f"{r['seconds']:.1f} | {r['training_rows']} | {r['projected_epoch_hours']:.1f} | "
             f"{r['peak_rss_mb']:.0f} |"
         )

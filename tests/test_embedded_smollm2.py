@@ -67,7 +67,12 @@ def test_running_list_scores_every_position_like_each_prefix_alone(cache_dir):
     config = Config(
         model="InstructRec",
         dataset="ml-100k",
-        config_dict={"llm_cache_dir": cache_dir, "eval_template": "seq-list", "lora_r": 0},
+        config_dict={
+            "llm_cache_dir": cache_dir,
+            "eval_template": "seq-list",
+            "lora_r": 0,
+            "train_negatives": 4,  # negatives' segments too (the default T2 trains none)
+        },
     )
     init_seed(config["seed"], True)
     train, _, _ = data_preparation(config, create_dataset(config))

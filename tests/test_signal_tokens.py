@@ -9,7 +9,10 @@ from recbole_instructrec.trainer.trainer import model_and_training_rows
 
 @pytest.mark.parametrize("template", ["seq-match-1", "seq-list"])
 def test_counted_tokens_are_the_tokens_the_loss_runs(tmp_path, tiny_llm, template):
-    settings = tiny_config(tmp_path, tiny_llm, eval_template=template, train_batch_size=1)
+    # 4 negatives a signal (the default trains T2 without any), so that every part is counted
+    settings = tiny_config(
+        tmp_path, tiny_llm, eval_template=template, train_batch_size=1, train_negatives=4
+    )
     _, model, train = model_and_training_rows("tiny", settings)
     row_tokens = benchmark_script("signal_tokens").row_tokens
     checked = 0
@@ -32,7 +35,9 @@ def test_counted_tokens_are_the_tokens_the_loss_runs(tmp_path, tiny_llm, templat
 
 
 def test_a_count_that_forgets_the_negatives_would_not_match(tmp_path, tiny_llm):
-    settings = tiny_config(tmp_path, tiny_llm, eval_template="seq-list", train_batch_size=1)
+    settings = tiny_config(
+        tmp_path, tiny_llm, eval_template="seq-list", train_batch_size=1, train_negatives=4
+    )
     _, model, train = model_and_training_rows("tiny", settings)
     interaction = next(iter(train))
     (history,) = _histories(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
