@@ -252,8 +252,10 @@ TABLES = {
         "results",
         [
             ("variant", "variant", "s"),
+            ("negatives/signal", "negatives_per_signal", "d"),
             ("signals/s", "signals_per_s", "2f"),
             ("vs first row", "signals_per_s_vs_first", "1f"),
+            ("vs per-prefix twin", "signals_per_s_vs_per_prefix_twin", "1f"),
             ("tokens/signal", "tokens_per_signal", "0f"),
             ("training rows per epoch", "training_rows", "d"),
             ("projected epoch h", "projected_epoch_hours", "1f"),
