@@ -287,6 +287,7 @@ COMPARISONS = {
     "shuffled-titles": "shuffled-titles-ml-100k-uni9.json",
     "shuffled-titles-generation-vs-lora": "shuffled-titles-generation-vs-lora-ml-100k-uni9.json",
     "generation-vs-list-fast": "generation-vs-list-fast-ml-100k-uni9.json",
+    "objectives-amazon": "objectives-amazon-games-2000u-uni9.json",
     "forms-T0-fix": "forms-T0-tokenization-fix.json",
     "forms-T1-fix": "forms-T1-tokenization-fix.json",
     "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",

@@ -11,7 +11,6 @@ from recbole.utils import init_seed
 import recbole_instructrec
 from conftest import DATASET_DIR, tiny_config
 from recbole_instructrec import InstructRec
-from recbole_instructrec.model import settings
 from recbole_instructrec.prompts.templates import TemplateError, load_templates
 from recbole_instructrec.scoring import continuation
 from recbole_instructrec.scoring.continuation import ContinuationScorer
@@ -265,19 +264,3 @@ def test_no_negatives_train_the_generation_loss_alone(tiny_llm, template):
 def test_no_negatives_need_a_generation_template(tiny_llm):
     with pytest.raises(ValueError, match=r"train_negatives=0 .*\['seq-point-1'\]"):
         _model(tiny_llm, eval_template="seq-point-1", train_negatives=0)
-
-
-@pytest.mark.parametrize(
-    "overrides, negatives",
-    [
-        ({}, 0),  # seq-list is a matching (T2) template: the generation loss alone
-        ({"eval_template": "seq-match-1"}, 0),
-        ({"eval_template": "seq-point-1"}, settings.RANKING_NEGATIVES),  # T0 ranks: negatives
-        ({"train_negatives": 3}, 3),  # a value set is kept
-    ],
-)
-def test_unset_train_negatives_follow_the_task_form(tiny_llm, overrides, negatives):
-    model, train = _model(tiny_llm, **{"train_negatives": None, **overrides})
-    assert model.train_negatives == negatives
-    assert model.generation_only == (negatives == 0)
-    assert train.config["train_negatives"] == negatives  # what ~ became, saved with the model

@@ -71,6 +71,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self.max_item_tokens = settings.int_setting(config, "max_item_tokens", 1)
         self.score_normalization = config["score_normalization"]
         settings.setting_choice(config, "score_normalization", {"mean": 0, "sum": 0})
+        self.train_negatives = settings.int_setting(config, "train_negatives", 0)
         self.ranking_temperature = config["ranking_temperature"]
         self.lm_loss_weight = config["lm_loss_weight"]
         self.max_batch_tokens = config["max_batch_tokens"]
@@ -133,8 +134,6 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         for t in self.train_templates:
             self._builder(t)  # fail at start, not mid-training, on a slot the data cannot fill
         self.running_list = settings.one_layout(template, self.train_templates) == "running_list"
-        self.train_negatives = settings.train_negatives(config, self.train_templates)
-        config["train_negatives"] = self.train_negatives  # what ~ resolved to, as eval_template
         self.generation_only = settings.generation_only(self.train_negatives, self.train_templates)
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
         self._loss_calls = 0  # training batches seen: the item-token curriculum's clock

@@ -110,24 +110,6 @@ def one_layout(eval_template, train_templates):
     return layouts.pop()
 
 
-# train_negatives: ~ trains the matching form (T2) by its generation loss alone, the paper's
-# objective: at the main job's time it reaches the listwise loss's HR@1 on ml-100k and learns
-# co-occurrence where titles carry no meaning, which the listwise loss did not
-# (benchmarks/results/generation-vs-list-fast-ml-100k-uni9.md,
-# shuffled-titles-generation-vs-lora-ml-100k-uni9.md). The other forms rank candidates against
-# each other, so they need negatives.
-RANKING_NEGATIVES = 4
-
-
-def train_negatives(config, train_templates):
-    """``train_negatives``, or when unset (~): 0 (the generation loss alone) when every training
-    template is of the matching form (T2), else ``RANKING_NEGATIVES``."""
-    if config["train_negatives"] is None:
-        matching = all(t.task_form == "T2" for t in train_templates)
-        return 0 if matching else RANKING_NEGATIVES
-    return int_setting(config, "train_negatives", 0)
-
-
 def generation_only(train_negatives, train_templates):
     """``train_negatives: 0`` trains the positive's generation loss alone (the paper's
     seq2seq objective). Only the matching form (T2) writes the answer as text; the other forms
@@ -139,7 +121,7 @@ def generation_only(train_negatives, train_templates):
         raise ValueError(
             f"train_negatives=0 trains the generation loss alone, which only matching (T2) "
             f"templates have; train_templates {other} rank candidates against each other. "
-            "Set train_negatives to 1 or more (or ~ for the default), or train T2 templates."
+            "Set train_negatives to 1 or more, or train T2 templates."
         )
     return True
 
