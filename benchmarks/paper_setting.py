@@ -10,9 +10,10 @@ Rows, on each dataset:
 
 * ``SASRec`` and ``BERT4Rec``: RecBole's models, early stopping on validation NDCG@5;
 * ``InstructRec-LoRA-list``: text LoRA in the running-list layout (``seq-list``), one epoch =
-  every training interaction a positive once (``train_steps_per_epoch: ~``), trained by the
-  generation loss alone as the paper trains (``train_negatives: ~``, 0 for this matching
-  template);
+  every training interaction a positive once (``train_steps_per_epoch: ~``), with the default
+  listwise loss (``train_negatives: 0`` in ``LLM_ON_GPU`` trains the paper's generation loss
+  alone, which lost 16.6 points HR@1 to it on the amazon-games sample at the main job's
+  budget);
 * ``InstructRec-Hybrid-learned-list``: the same with a learned item table (the best hybrid on
   amazon-games), the hybrid that needs no other row's checkpoint.
 
@@ -25,9 +26,9 @@ Time plan (estimates from measured rates, to be replaced by this script's own ti
 shared-prefix scorer ran 4,586 candidates/s at 100 candidates per user on an H100 in float32
 (``benchmarks/results/scoring_speed.md`` notes where that figure comes from), so evaluating
 50,546 users x 10 candidates takes a few minutes at most; training one running-list epoch of
-amazon-games is about 50,000 windows of at most about 550 tokens (fewer without negatives: on
-ml-100k a signal costs 19 tokens instead of 68, ``benchmarks/results/training_speed.md``),
-which at SmolLM2-135M's ~6 x 135M FLOPs per token is at most about 2e16 FLOPs, minutes at a
+amazon-games is about 50,000 windows of about 550 tokens (fewer without negatives: on ml-100k
+a signal costs 19 tokens instead of 68, ``benchmarks/results/training_speed.md``), which at
+SmolLM2-135M's ~6 x 135M FLOPs per token is about 2e16 FLOPs, minutes at a
 modest share of the GPU's bf16 rate. Every row records its own train and eval seconds.
 """
 
