@@ -29,9 +29,9 @@ Variants:
   oneDNN's bf16 matmuls on CPUs that have them). Both together, in the running list, are the
   default main job's settings.
 * ``...-generation-only``: ``train_negatives: 0`` with bf16 autocast and no LoRA dropout: the
-  positive's generation loss alone (the paper's objective), no negative segments. In the
-  running list these are the default main job's settings; ``per-prefix-generation-only`` is the
-  same objective with one prompt per prefix, the like-for-like comparison at 0 negatives.
+  positive's generation loss alone (the paper's objective), no negative segments: the default
+  main job's settings otherwise; ``per-prefix-generation-only`` is the same objective with one
+  prompt per prefix, the like-for-like comparison at 0 negatives.
 
 Unless a variant says otherwise, every variant runs in float32 with LoRA dropout 0.05 (the
 settings before the running list became the default), so that the layouts compare alone.
@@ -80,8 +80,8 @@ VARIANTS = {
         "enable_amp": True,
         "lora_dropout": 0.0,
     },
-    # the paper's objective: the positive's generation loss alone (the default main job), in
-    # both layouts: one prompt per prefix, and a plain causal pass over the running list
+    # the paper's objective: the positive's generation loss alone, in both layouts: one prompt
+    # per prefix, and a plain causal pass over the running list
     "per-prefix-generation-only": {
         "eval_template": "seq-match-1",
         "enable_amp": True,

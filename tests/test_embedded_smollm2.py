@@ -71,7 +71,7 @@ def test_running_list_scores_every_position_like_each_prefix_alone(cache_dir):
             "llm_cache_dir": cache_dir,
             "eval_template": "seq-list",
             "lora_r": 0,
-            "train_negatives": 4,  # negatives' segments too (the default T2 trains none)
+            "train_negatives": 4,  # pinned: the negatives' segments are what this checks
         },
     )
     init_seed(config["seed"], True)

@@ -9,7 +9,7 @@ from recbole_instructrec.trainer.trainer import model_and_training_rows
 
 @pytest.mark.parametrize("template", ["seq-match-1", "seq-list"])
 def test_counted_tokens_are_the_tokens_the_loss_runs(tmp_path, tiny_llm, template):
-    # 4 negatives a signal (the default trains T2 without any), so that every part is counted
+    # 4 negatives a signal, pinned: with train_negatives 0 there would be no negatives to count
     settings = tiny_config(
         tmp_path, tiny_llm, eval_template=template, train_batch_size=1, train_negatives=4
     )
