@@ -252,7 +252,7 @@ TABLES = {
         "results",
         [
             ("variant", "variant", "s"),
-            ("negatives/signal", "negatives_per_signal", "d"),
+            ("negatives/signal", "negatives_per_signal", "1f"),
             ("signals/s", "signals_per_s", "2f"),
             ("vs first row", "signals_per_s_vs_first", "1f"),
             ("vs per-prefix twin", "signals_per_s_vs_per_prefix_twin", "1f"),

@@ -28,6 +28,9 @@ Variants:
   every adapted layer); ``...-bf16-autocast``: ``enable_amp`` (bfloat16 autocast, which runs
   oneDNN's bf16 matmuls on CPUs that have them). Both together, in the running list, are the
   default main job's settings.
+* ``...-negatives-at-2-positions``, ``...-at-1-position``: ``train_negative_positions``: the
+  negatives (and the listwise term) at 2 or 1 random positions of a row, the generation loss at
+  every position; "negatives/signal" is then the measured mean;
 * ``...-generation-only``: ``train_negatives: 0`` with bf16 autocast and no LoRA dropout: the
   positive's generation loss alone (the paper's objective), no negative segments: the default
   main job's settings otherwise; ``per-prefix-generation-only`` is the same objective with one
@@ -94,6 +97,20 @@ VARIANTS = {
         "lora_dropout": 0.0,
         "train_negatives": 0,
     },
+    # the mixed objective: negatives (the listwise term) at 1 or 2 random positions of a row,
+    # the generation loss at all of them
+    "running-list-negatives-at-2-positions": {
+        "eval_template": "seq-list",
+        "enable_amp": True,
+        "lora_dropout": 0.0,
+        "train_negative_positions": 2,
+    },
+    "running-list-negatives-at-1-position": {
+        "eval_template": "seq-list",
+        "enable_amp": True,
+        "lora_dropout": 0.0,
+        "train_negative_positions": 1,
+    },
 }
 
 
@@ -116,6 +133,7 @@ def measure(variant, steps, batch, negatives, seed=2020):
     optimizer = torch.optim.Adam(
         [p for p in model.parameters() if p.requires_grad], lr=config["learning_rate"]
     )
+    negatives_scored = _count_negatives(model)
     model.train()
     batches = iter(train)
     signals = seconds = 0.0
@@ -131,6 +149,7 @@ def measure(variant, steps, batch, negatives, seed=2020):
         elapsed = time.perf_counter() - start
         if step == 0:  # warm-up
             model.scorer.tokens_computed = 0
+            negatives_scored[0] = 0
             continue
         seconds += elapsed
         signals += model.training_signals - signals_before
@@ -140,7 +159,10 @@ def measure(variant, steps, batch, negatives, seed=2020):
         "system_prompt": config["system_prompt"],
         "steps": steps,
         "rows_per_step": batch,
-        "negatives_per_signal": config["train_negatives"],
+        "negatives_per_signal": (
+            negatives_scored[0] / signals if model.running_list else config["train_negatives"]
+        ),
+        "train_negative_positions": config["train_negative_positions"],
         "signals": int(signals),
         "seconds": seconds,
         "signals_per_s": signals / seconds,
@@ -151,6 +173,19 @@ def measure(variant, steps, batch, negatives, seed=2020):
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def _count_negatives(model):
+    """A running counter of the negative segments the running-list scorer is given."""
+    counter = [0]
+    score = model.scorer.score_running_lists
+
+    def counting(rows, negatives):
+        counter[0] += sum(len(at_position) for row in negatives for at_position in row)
+        return score(rows, negatives)
+
+    model.scorer.score_running_lists = counting
+    return counter
 
 
 def main():
@@ -208,7 +243,7 @@ def main():
     for r in rows:
         twin = r["signals_per_s_vs_per_prefix_twin"]
         lines.append(
-            f"| {r['variant']} | {r['template']} | {r['negatives_per_signal']} | "
+            f"| {r['variant']} | {r['template']} | {r['negatives_per_signal']:.1f} | "
             f"{r['signals_per_s']:.2f} | {r['signals_per_s_vs_first']:.1f}x | "
             f"{'' if twin is None else f'{twin:.1f}x'} | "
             f"{r['tokens_per_signal']:.0f} | {r['signals']} | "

@@ -264,3 +264,77 @@ def test_no_negatives_train_the_generation_loss_alone(tiny_llm, template):
 def test_no_negatives_need_a_generation_template(tiny_llm):
     with pytest.raises(ValueError, match=r"train_negatives=0 .*\['seq-point-1'\]"):
         _model(tiny_llm, eval_template="seq-point-1", train_negatives=0)
+
+
+def test_negatives_at_some_positions_score_every_prefix_exactly(float64_model):
+    """Positions without negatives (``train_negative_positions``) leave the others' scores
+    exactly what evaluation computes for their prefixes."""
+    model = float64_model
+    _, row, negatives = _row_and_negatives(model, list(range(1, 12)))
+    some = [negs if k in (2, 7) else [] for k, negs in enumerate(negatives)]
+    scorer = ContinuationScorer(model.llm, max_batch_tokens=100_000)
+    with torch.no_grad():
+        one_pass = scorer.score_running_lists([row, row], [negatives, some]).logprob_sums
+        alone = _per_prefix(scorer, row, negatives) + _per_prefix(scorer, row, some)
+    assert [len(s) for s in one_pass[10:]] == [1, 1, 4, 1, 1, 1, 1, 4, 1, 1]
+    for got, expected in zip(one_pass, alone):
+        assert torch.allclose(got, expected, atol=1e-9, rtol=0)
+
+
+def test_negatives_at_some_positions_train_both_losses(tiny_llm, monkeypatch):
+    """``train_negative_positions: 2``: the listwise term over exactly two positions a row, the
+    generation term over every position, each score as evaluation computes it."""
+    import torch.nn.functional as F
+
+    from recbole_instructrec.model.instructrec import _histories
+
+    model, train = _model(tiny_llm, train_negatives=3, train_negative_positions=2)
+    model.llm.double()
+    batch = next(iter(train))[:3]
+    seen = {}
+    original = model.scorer.score_running_lists
+
+    def spy(rows, negatives):
+        seen.update(rows=rows, negatives=negatives)
+        return original(rows, negatives)
+
+    monkeypatch.setattr(model.scorer, "score_running_lists", spy)
+    model.train()
+    loss = model.calculate_loss(batch)
+    assert len(_histories(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])) == 3
+    ranked, generation = [], []
+    with torch.no_grad():
+        for row, negatives in zip(seen["rows"], seen["negatives"]):
+            assert sum(1 for n in negatives if n) == min(2, len(row.cuts))
+            for k, s in enumerate(_per_prefix(model.scorer, row, negatives)):
+                lengths = [row.lengths[k]] + [len(t) for t in negatives[k]]
+                per_token = s / torch.tensor(lengths, dtype=s.dtype)
+                generation.append(per_token[0])
+                if len(s) > 1:
+                    ranked.append(per_token)
+        scores = torch.stack(ranked) / model.ranking_temperature
+        target = torch.zeros(len(ranked), dtype=torch.long)
+        expected = (
+            F.cross_entropy(scores, target) - model.lm_loss_weight * torch.stack(generation).mean()
+        )
+    assert torch.allclose(loss, expected, atol=1e-9)
+    assert model.training_signals == len(generation)  # every position is a signal
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"train_negative_positions": 0}, r"train_negative_positions=0 must be an integer"),
+        (
+            {"train_negative_positions": 2, "eval_template": "seq-match-1"},
+            r"train_negative_positions=2 picks positions of a running list",
+        ),
+        (
+            {"train_negative_positions": 2, "train_negatives": 0},
+            r"train_negative_positions=2 places negatives, and train_negatives=0",
+        ),
+    ],
+)
+def test_negative_positions_are_checked(tiny_llm, settings, message):
+    with pytest.raises(ValueError, match=message):
+        _model(tiny_llm, **settings)

@@ -135,6 +135,9 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
             self._builder(t)  # fail at start, not mid-training, on a slot the data cannot fill
         self.running_list = settings.one_layout(template, self.train_templates) == "running_list"
         self.generation_only = settings.generation_only(self.train_negatives, self.train_templates)
+        self.train_negative_positions = settings.negative_positions(
+            config, self.running_list, self.train_negatives
+        )
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
         self._loss_calls = 0  # training batches seen: the item-token curriculum's clock
         # predictions trained (one per prompt, or one per running-list position); the trainer

@@ -7,6 +7,11 @@ items scored as continuations of the same prefix. One forward pass gives all of 
 (``ContinuationScorer.score_running_lists``). The loss per signal is the instruction layout's:
 a listwise cross-entropy over (positive, negatives) and the positive's generation loss, or with
 ``train_negatives: 0`` the generation loss alone: a plain causal pass over the list.
+
+``train_negative_positions: k`` gives negatives (and the listwise term) to only ``k`` positions
+of each row, drawn at random; every position keeps its generation loss. Negatives cost about
+four times the list itself, so this buys many more signals in the same time while keeping
+some of the ranking loss (docs/results.md, "mixed objective").
 """
 
 import torch
@@ -27,15 +32,32 @@ def running_list_loss(model, histories, positives):
         ]
         for row in rows
     ]
+    if model.train_negative_positions is not None:
+        negatives = [
+            _only_at_some_positions(row_negatives, model.train_negative_positions, model)
+            for row_negatives in negatives
+        ]
     scored = model.scorer.score_running_lists(rows, negatives)
-    sums = torch.stack(scored.logprob_sums)
-    counts = torch.stack(scored.token_counts)
-    generation = (sums[:, 0] / counts[:, 0].clamp(min=1)).mean()
+    signals = len(scored.logprob_sums)
+    generation = torch.stack(
+        [s[0] / c[0].clamp(min=1) for s, c in zip(scored.logprob_sums, scored.token_counts)]
+    ).mean()
     if model.generation_only:  # train_negatives: 0, the paper's objective
-        return -generation, sums.shape[0]
+        return -generation, signals
+    ranked = [i for i, s in enumerate(scored.logprob_sums) if len(s) > 1]
+    sums = torch.stack([scored.logprob_sums[i] for i in ranked])
+    counts = torch.stack([scored.token_counts[i] for i in ranked])
     scores = builder._normalized(sums, counts)
     target = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
     loss = F.cross_entropy(scores / model.ranking_temperature, target)
     if model.lm_loss_weight:
         loss = loss - model.lm_loss_weight * generation
-    return loss, scores.shape[0]
+    return loss, signals
+
+
+def _only_at_some_positions(row_negatives, count, model):
+    """The row's negatives kept at ``count`` random positions, emptied at the others."""
+    keep = set(
+        torch.randperm(len(row_negatives), generator=model.negative_generator)[:count].tolist()
+    )
+    return [n if k in keep else [] for k, n in enumerate(row_negatives)]

@@ -126,6 +126,26 @@ def generation_only(train_negatives, train_templates):
     return True
 
 
+def negative_positions(config, running_list, train_negatives):
+    """``train_negative_positions``: how many positions of each running-list row get the
+    negatives (the listwise loss); ~ = every position."""
+    key = "train_negative_positions"
+    if config[key] is None:
+        return None
+    count = int_setting(config, key, 1)
+    if not running_list:
+        raise ValueError(
+            f"{key}={count} picks positions of a running list (eval_template: seq-list); the "
+            "instruction layout has one position a prompt. Drop it, or train seq-list."
+        )
+    if not train_negatives:
+        raise ValueError(
+            f"{key}={count} places negatives, and train_negatives=0 samples none; set "
+            "train_negatives to 1 or more, or drop it."
+        )
+    return count
+
+
 def fusion_weight(config):
     weight = config["fusion_weight"]
     if weight is None:
