@@ -82,6 +82,18 @@ SERVE_SPEEDUP = [
     ("p50 ms one by one", "p50_ms_one_by_one", "0f"),
 ]
 SHARES = [("instruction", "_key", "s"), ("Comedy", "Comedy", "3f"), ("Horror", "Horror", "3f")]
+TRAINING_SPEED = [
+    ("variant", "variant", "s"),
+    ("negatives/signal", "negatives_per_signal", "1f"),
+    ("signals/s", "signals_per_s", "2f"),
+    ("vs first row", "signals_per_s_vs_first", "1f"),
+    ("vs per-prefix twin", "signals_per_s_vs_per_prefix_twin", "1f"),
+    ("tokens/signal", "tokens_per_signal", "0f"),
+    ("training rows per epoch", "training_rows", "d"),
+    ("projected epoch h", "projected_epoch_hours", "1f"),
+    ("peak RSS MB", "peak_rss_mb", "0f"),
+]
+
 TABLES = {
     "ml-100k-10-epoch-baselines": ("bench-ml-100k-uni9.json", "results", BENCH_TIMED),
     "amazon-10-epoch-baselines": ("bench-amazon-games-2000u-uni9.json", "results", BENCH_TIMED),
@@ -122,6 +134,11 @@ TABLES = {
     "generation-epoch": ("bench-ml-100k-uni9-generation-epoch.json", "results", BENCH_SIGNALS),
     "shuffled-titles-generation": (
         "bench-ml-100k-uni9-shuffled-titles-generation.json",
+        "results",
+        BENCH_SIGNALS,
+    ),
+    "shuffled-titles-negatives-at-2": (
+        "bench-ml-100k-uni9-shuffled-titles-negatives-at-2.json",
         "results",
         BENCH_SIGNALS,
     ),
@@ -247,20 +264,11 @@ TABLES = {
             ("projected epoch s", "projected_epoch_seconds", "0f"),
         ],
     ),
-    "training-speed": (
-        "training_speed.json",
+    "training-speed": ("training_speed.json", "results", TRAINING_SPEED),
+    "training-speed-negative-positions": (
+        "training_speed-negative-positions.json",
         "results",
-        [
-            ("variant", "variant", "s"),
-            ("negatives/signal", "negatives_per_signal", "1f"),
-            ("signals/s", "signals_per_s", "2f"),
-            ("vs first row", "signals_per_s_vs_first", "1f"),
-            ("vs per-prefix twin", "signals_per_s_vs_per_prefix_twin", "1f"),
-            ("tokens/signal", "tokens_per_signal", "0f"),
-            ("training rows per epoch", "training_rows", "d"),
-            ("projected epoch h", "projected_epoch_hours", "1f"),
-            ("peak RSS MB", "peak_rss_mb", "0f"),
-        ],
+        TRAINING_SPEED,
     ),
     "signal-tokens": (
         "signal_tokens.json",
@@ -288,6 +296,9 @@ COMPARISONS = {
     "shuffled-titles-generation-vs-lora": "shuffled-titles-generation-vs-lora-ml-100k-uni9.json",
     "generation-vs-list-fast": "generation-vs-list-fast-ml-100k-uni9.json",
     "objectives-amazon": "objectives-amazon-games-2000u-uni9.json",
+    "shuffled-titles-negatives-at-2-vs-lora": (
+        "shuffled-titles-negatives-at-2-vs-lora-ml-100k-uni9.json"
+    ),
     "forms-T0-fix": "forms-T0-tokenization-fix.json",
     "forms-T1-fix": "forms-T1-tokenization-fix.json",
     "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
