@@ -296,6 +296,7 @@ COMPARISONS = {
     "shuffled-titles-generation-vs-lora": "shuffled-titles-generation-vs-lora-ml-100k-uni9.json",
     "generation-vs-list-fast": "generation-vs-list-fast-ml-100k-uni9.json",
     "objectives-amazon": "objectives-amazon-games-2000u-uni9.json",
+    "negatives-at-2-vs-list-fast": "negatives-at-2-vs-list-fast-ml-100k-uni9.json",
     "shuffled-titles-negatives-at-2-vs-lora": (
         "shuffled-titles-negatives-at-2-vs-lora-ml-100k-uni9.json"
     ),
