@@ -54,6 +54,8 @@ sys.path.insert(0, ROOT)
 # Item mentions without the release year, which SmolLM2 writes digit by digit: about half the
 # tokens of a mention (benchmarks/results/signal_tokens.md).
 _TITLE_ONLY = {"item_text_fields": ["movie_title"]}
+# The default main job's speed settings: bf16 autocast and no LoRA dropout.
+_FAST = {"enable_amp": True, "lora_dropout": 0.0}
 VARIANTS = {
     "per-prefix": {"eval_template": "seq-match-1"},
     "running-list": {"eval_template": "seq-list"},
@@ -75,40 +77,34 @@ VARIANTS = {
     "running-list-bf16-autocast": {"eval_template": "seq-list", "enable_amp": True},
     "per-prefix-bf16-autocast-no-lora-dropout": {
         "eval_template": "seq-match-1",
-        "enable_amp": True,
-        "lora_dropout": 0.0,
+        **_FAST,
     },
     "running-list-bf16-autocast-no-lora-dropout": {
         "eval_template": "seq-list",
-        "enable_amp": True,
-        "lora_dropout": 0.0,
+        **_FAST,
     },
     # the paper's objective: the positive's generation loss alone, in both layouts: one prompt
     # per prefix, and a plain causal pass over the running list
     "per-prefix-generation-only": {
         "eval_template": "seq-match-1",
-        "enable_amp": True,
-        "lora_dropout": 0.0,
+        **_FAST,
         "train_negatives": 0,
     },
     "running-list-generation-only": {
         "eval_template": "seq-list",
-        "enable_amp": True,
-        "lora_dropout": 0.0,
+        **_FAST,
         "train_negatives": 0,
     },
     # the mixed objective: negatives (the listwise term) at 1 or 2 random positions of a row,
     # the generation loss at all of them
     "running-list-negatives-at-2-positions": {
         "eval_template": "seq-list",
-        "enable_amp": True,
-        "lora_dropout": 0.0,
+        **_FAST,
         "train_negative_positions": 2,
     },
     "running-list-negatives-at-1-position": {
         "eval_template": "seq-list",
-        "enable_amp": True,
-        "lora_dropout": 0.0,
+        **_FAST,
         "train_negative_positions": 1,
     },
 }
