@@ -9,9 +9,10 @@ a listwise cross-entropy over (positive, negatives) and the positive's generatio
 ``train_negatives: 0`` the generation loss alone: a plain causal pass over the list.
 
 ``train_negative_positions: k`` gives negatives (and the listwise term) to only ``k`` positions
-of each row, drawn at random; every position keeps its generation loss. Negatives cost about
-four times the list itself, so this buys many more signals in the same time while keeping
-some of the ranking loss (docs/results.md, "mixed objective").
+of each row, drawn at random; every position keeps its generation loss. Negatives are most of
+a row's tokens (about 52 of a signal's 70 with 4 of them), so this buys about three times the
+signals in the same time while keeping some of the ranking loss (docs/results.md, "a mixed
+objective").
 """
 
 import torch
