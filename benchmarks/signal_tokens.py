@@ -61,6 +61,10 @@ def row_tokens(model, history, positive):
         if not row.cuts:  # nothing to predict: the loss skips the row
             return np.zeros(4, dtype=int)
         negatives = model._sample_negatives(row.histories, row.items)
+        if model.train_negative_positions is not None:
+            from recbole_instructrec.model.running_list_loss import _only_at_some_positions
+
+            negatives = _only_at_some_positions(negatives, model.train_negative_positions, model)
         lengths = [len(builder.piece(n)) for items in negatives for n in items]
         return np.array([len(row.ids), 0, sum(lengths), len(row.cuts)])
     (negatives,) = model._sample_negatives([history], [positive])
@@ -76,6 +80,8 @@ def count(layout, mention, rows, negatives, seed=2020):
     settings = {
         "state": "ERROR",
         "train_negatives": negatives,
+        # negatives at every position, as when signal_tokens.md was measured
+        "train_negative_positions": "all",
         "seed": seed,
         **LAYOUTS[layout],
         **MENTIONS[mention],

@@ -123,6 +123,7 @@ def measure(variant, steps, batch, negatives, seed=2020):
         # the settings the variants compare, from before they became the defaults
         "enable_amp": False,
         "lora_dropout": 0.05,
+        "train_negative_positions": "all",
         **VARIANTS[variant],
     }
     config, model, train = model_and_training_rows("ml-100k", settings)

@@ -325,6 +325,7 @@ def test_negatives_at_some_positions_train_both_losses(tiny_llm, monkeypatch):
     "settings, message",
     [
         ({"train_negative_positions": 0}, r"train_negative_positions=0 must be an integer"),
+        ({"train_negative_positions": "half"}, r"train_negative_positions='half' must be an"),
         (
             {"train_negative_positions": 2, "eval_template": "seq-match-1"},
             r"train_negative_positions=2 picks positions of a running list",
@@ -338,3 +339,42 @@ def test_negatives_at_some_positions_train_both_losses(tiny_llm, monkeypatch):
 def test_negative_positions_are_checked(tiny_llm, settings, message):
     with pytest.raises(ValueError, match=message):
         _model(tiny_llm, **settings)
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        ({}, 2),  # the default: negatives at 2 positions of a running-list row
+        ({"train_negative_positions": "all"}, None),  # every position
+        ({"train_negative_positions": 5}, 5),
+        # where positions mean nothing, the default does not refuse; it is just not used
+        ({"eval_template": "seq-match-1"}, None),
+        ({"eval_template": "seq-match-1", "train_negative_positions": "all"}, None),
+        ({"train_negatives": 0}, None),
+    ],
+)
+def test_negative_positions_default_to_two_where_they_apply(tiny_llm, settings, expected):
+    model, _ = _model(tiny_llm, **{"train_negatives": 3, **settings})
+    assert model.train_negative_positions == expected
+
+
+def test_all_positions_get_negatives_when_asked(tiny_llm, monkeypatch):
+    """``train_negative_positions: all`` keeps the negatives at every position; the default
+    empties all but two of a row's."""
+    counts = {}
+    for value in ("all", None):
+        model, train = _model(tiny_llm, train_negatives=3, train_negative_positions=value)
+        seen = []
+
+        def spy(rows, negatives, seen=seen, original=model.scorer.score_running_lists):
+            seen.append((rows, negatives))
+            return original(rows, negatives)
+
+        monkeypatch.setattr(model.scorer, "score_running_lists", spy)
+        model.train()
+        model.calculate_loss(next(iter(train)))
+        ((rows, negatives),) = seen
+        counts[value] = [(sum(1 for n in row if n), len(r.cuts)) for r, row in zip(rows, negatives)]
+    assert all(with_negatives == cuts for with_negatives, cuts in counts["all"])
+    assert all(with_negatives == min(2, cuts) for with_negatives, cuts in counts[None])
+    assert any(cuts > 2 for _, cuts in counts[None])
