@@ -133,9 +133,9 @@ def negative_positions(config, running_list, train_negatives):
     """``train_negative_positions``: how many positions of each running-list row get the
     negatives (the listwise loss); None = every position.
 
-    ~ is 2 where it applies (the running list with negatives): at the main job's training time
-    that trains about three times the signals of every position, level or better on each dataset
-    measured (docs/results.md, "a mixed objective"). ``all`` asks for every position."""
+    ~ is 2 where it applies (the running list with negatives): in the main job's training time
+    that trains several times the signals of every position (docs/results.md, "a mixed
+    objective"). ``all`` asks for every position."""
     key = "train_negative_positions"
     value = config[key]
     if value is None:
