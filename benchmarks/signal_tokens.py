@@ -60,11 +60,9 @@ def row_tokens(model, history, positive):
         row = builder.training_row(history + [positive])
         if not row.cuts:  # nothing to predict: the loss skips the row
             return np.zeros(4, dtype=int)
-        negatives = model._sample_negatives(row.histories, row.items)
-        if model.train_negative_positions is not None:
-            from recbole_instructrec.model.running_list_loss import _only_at_some_positions
+        from recbole_instructrec.model.running_list_loss import sampled_negatives
 
-            negatives = _only_at_some_positions(negatives, model.train_negative_positions, model)
+        (negatives,) = sampled_negatives(model, [row])
         lengths = [len(builder.piece(n)) for items in negatives for n in items]
         return np.array([len(row.ids), 0, sum(lengths), len(row.cuts)])
     (negatives,) = model._sample_negatives([history], [positive])

@@ -27,17 +27,9 @@ def running_list_loss(model, histories, positives):
     rows = [builder.training_row(h + [p]) for h, p in zip(histories, positives)]
     rows = [row for row in rows if row.cuts]
     negatives = [
-        [
-            [builder.piece(n) for n in items]
-            for items in model._sample_negatives(row.histories, row.items)
-        ]
-        for row in rows
+        [[builder.piece(n) for n in items] for items in row_negatives]
+        for row_negatives in sampled_negatives(model, rows)
     ]
-    if model.train_negative_positions is not None:
-        negatives = [
-            _only_at_some_positions(row_negatives, model.train_negative_positions, model)
-            for row_negatives in negatives
-        ]
     scored = model.scorer.score_running_lists(rows, negatives)
     signals = len(scored.logprob_sums)
     generation = torch.stack(
@@ -54,6 +46,19 @@ def running_list_loss(model, histories, positives):
     if model.lm_loss_weight:
         loss = loss - model.lm_loss_weight * generation
     return loss, signals
+
+
+def sampled_negatives(model, rows):
+    """The negative items at each position of each running-list row, drawn as the loss draws
+    them: every row's samples first, then (``train_negative_positions``) each row's kept
+    positions, the others left empty."""
+    negatives = [model._sample_negatives(row.histories, row.items) for row in rows]
+    if model.train_negative_positions is None:
+        return negatives
+    return [
+        _only_at_some_positions(row_negatives, model.train_negative_positions, model)
+        for row_negatives in negatives
+    ]
 
 
 def _only_at_some_positions(row_negatives, count, model):

@@ -15,10 +15,13 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 FULL_RANKING_MODES = ("full", "uni0", "pop0")
 
 
-def int_setting(config, key, minimum):
+def int_setting(config, key, minimum, or_else=""):
+    """``config[key]`` as an integer of at least ``minimum``; ``or_else`` names what else the
+    setting accepts, for the error message."""
     value = config[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{key}={value!r} must be an integer of at least {minimum}.")
+        also = f", or {or_else}" if or_else else ""
+        raise ValueError(f"{key}={value!r} must be an integer of at least {minimum}{also}.")
     return value
 
 
@@ -142,11 +145,12 @@ def negative_positions(config, running_list, train_negatives):
         return DEFAULT_NEGATIVE_POSITIONS if running_list and train_negatives else None
     if value == "all":
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"{key}={value!r} must be an integer of at least 1, 'all' (every position) or ~ "
-            f"({DEFAULT_NEGATIVE_POSITIONS} in the running list)."
-        )
+    int_setting(
+        config,
+        key,
+        1,
+        f"'all' (every position), or ~ ({DEFAULT_NEGATIVE_POSITIONS} in the running list)",
+    )
     if not running_list:
         raise ValueError(
             f"{key}={value} picks positions of a running list (eval_template: seq-list); the "
