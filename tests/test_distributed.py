@@ -44,7 +44,11 @@ def test_two_cpu_processes_evaluate_like_one(tmp_path, tiny_llm):
     double = _run(tmp_path / "two", tiny_llm, 2, epochs=0, lora_r=0)
     assert double is not None, "rank 0 returned no result"
     for key in METRICS:
-        assert double["test_result"][key] == pytest.approx(single["test_result"][key], abs=1e-4)
+        # RecBole rounds each metric to 4 decimals: one unit of the last place (and the float
+        # error of that difference) is rounding, not disagreement
+        assert double["test_result"][key] == pytest.approx(
+            single["test_result"][key], abs=1e-4 + 1e-9
+        )
 
 
 def test_two_cpu_processes_train_save_once_and_match(tmp_path, tiny_llm):

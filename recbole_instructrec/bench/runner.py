@@ -9,17 +9,25 @@ parameters, the command, the commit and the machine.
 """
 
 import gc
+import json
 import os
 import time
 
+import numpy as np
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
 from recbole_instructrec.bench import candidates as cand
 from recbole_instructrec.bench import cold_items, evaluation
+from recbole_instructrec.bench import instruction_tasks as tasks_lib
 from recbole_instructrec.bench.convergence import fit_to_convergence
 from recbole_instructrec.bench.report import HEADLINE, run_info, write_results
+from recbole_instructrec.bench.score_files import (
+    read_score_file,
+    score_file_of_result,
+    write_score_file,
+)
 from recbole_instructrec.bench.user_sample import sample_users
 from recbole_instructrec.data.training_counts import counts_from_dataset
 from recbole_instructrec.jsonable import jsonable
@@ -117,9 +125,20 @@ def run_benchmark(
     seed=2020,
     tag=None,
     command=None,
+    tasks=("sequential",),
+    stored_rows=None,
 ):
-    """Run every model on every dataset; returns the list of result records."""
+    """Run every model on every dataset; returns the list of result records.
+
+    ``tasks`` (:mod:`.instruction_tasks`): each InstructRec row is scored on the same stored
+    candidates under each task's instruction, from one training; a baseline, which reads no
+    instruction, is scored once for all. With more than the sequential task, each task writes
+    its own result files, with the category rule's row where SASRec's scores are at hand.
+    ``stored_rows`` ({row: bench-*.json}) takes a row's scores from an earlier run on the same
+    candidates instead of training it again (a converged baseline costs hours)."""
     model_settings = model_settings or {}
+    stored_rows = stored_rows or {}
+    tasks = list(tasks)
     ks = PROTOCOL_KS.get(protocol, [1, 5, 10])
     cand.parse_protocol(protocol)  # fail fast on a bad protocol
     records = []
@@ -149,45 +168,160 @@ def run_benchmark(
         # From a fresh load: the split has already rewritten full_dataset's interactions.
         train_counts = counts_from_dataset(create_dataset(config))
         checkpoints = {}  # row -> the checkpoint it wrote, for "@<row>" settings
+        digest = None if candidates is None else cand.candidate_hash(candidates, test_dataset)
+        done = {task: [] for task in tasks}
+        fields = dict(
+            dataset=dataset,
+            dataset_loaded=ds_name,
+            max_users=max_users,
+            protocol=protocol,
+            candidates_file=os.path.relpath(candidate_file) if candidates is not None else None,
+        )
         for name in models:
-            _log(f"[{dataset}] {name}: training and evaluating")
-            scores_file = os.path.join(out_dir, "scores", stamp, f"{ds_name}-{name}.jsonl.gz")
-            record = _run_one(
-                name,
-                ds_name,
-                common,
-                model_settings.get(name, {}),
-                tokens,
-                protocol,
-                ks,
-                scores_file,
-                train_counts,
-                checkpoints,
-            )
-            checkpoints[name] = record["checkpoint"]
-            record.update(
-                dataset=dataset,
-                dataset_loaded=ds_name,
-                max_users=max_users,
-                protocol=protocol,
-                candidates_file=os.path.relpath(candidate_file) if candidates is not None else None,
-            )
-            records.append(record)
-            if "before_fusion" in record:
-                records.append(_before_fusion_row(record))
+            if name in stored_rows:
+                _log(f"[{dataset}] {name}: scores of {stored_rows[name]}")
+                by_task = dict.fromkeys(tasks, _stored_row(name, stored_rows[name], digest))
+            else:
+                _log(f"[{dataset}] {name}: training and evaluating")
+                by_task = _run_one(
+                    name,
+                    ds_name,
+                    common,
+                    model_settings.get(name, {}),
+                    tokens,
+                    protocol,
+                    ks,
+                    os.path.join(out_dir, "scores", stamp, f"{ds_name}-{name}.jsonl.gz"),
+                    train_counts,
+                    checkpoints,
+                    tasks,
+                    lambda task, rows, done=done, fields=fields: _write_task(
+                        done,
+                        task,
+                        [dict(r, task=task, **fields) for r in rows],
+                        command,
+                        out_dir,
+                        stamp,
+                        quiet=True,
+                    ),
+                )
+                checkpoints[name] = next(iter(by_task.values()))["checkpoint"]
+            for task, record in by_task.items():
+                record = dict(record, task=task, **fields)
+                rows = [record] + (
+                    [_before_fusion_row(record)] if "before_fusion" in record else []
+                )
+                done[task] += rows
+                _log(
+                    f"[{dataset}] {name} ({task}): "
+                    + ", ".join(
+                        f"{k}={record['metrics'][k]:.4f}"
+                        for k in HEADLINE
+                        if k in record["metrics"]
+                    )
+                )
+            if name == "SASRec" and tasks != ["sequential"]:  # the rule breaks ties by it
+                item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
+                targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
+                cold = cold_items.cold_mask(targets, train_counts)
+                _add_rule_rows(done, test_dataset, out_dir, stamp, ds_name, cold)
             # Free the row's LLM (model, trainer and merged copy hold reference cycles) before
             # the next one loads: a 7-row run reached 21 GB of peak RSS.
             gc.collect()
-            _log(
-                f"[{dataset}] {name}: "
-                + ", ".join(
-                    f"{k}={record['metrics'][k]:.4f}" for k in HEADLINE if k in record["metrics"]
-                )
-            )
             # Written after every model, so a long run that is stopped keeps what it finished.
-            write_results(records, run_info(command), out_dir, f"bench-{stamp}", quiet=True)
-    write_results(records, run_info(command), out_dir, f"bench-{stamp}")
+            for task in tasks:
+                _write_task(done, task, [], command, out_dir, stamp, quiet=True)
+        for task in tasks:
+            records += done[task]
+    for task in tasks:
+        _write_task(
+            {task: [r for r in records if r.get("task", "sequential") == task]},
+            task,
+            [],
+            command,
+            out_dir,
+            stamp,
+            tasks=tasks,
+        )
     return records
+
+
+def _write_task(done, task, extra, command, out_dir, stamp, quiet=False, tasks=None):
+    """The result files of one task: ``bench-<tag>`` for a sequential-only run, else
+    ``bench-<tag>-<task>``; ``extra`` rows (a task scored before the model's other tasks)
+    are written with the finished ones."""
+    records = done[task] + list(extra)
+    if not records:
+        return
+    only_sequential = tasks == ["sequential"] or (tasks is None and list(done) == ["sequential"])
+    stem = f"bench-{stamp}" if only_sequential else f"bench-{stamp}-{task}"
+    write_results(records, run_info(command), out_dir, stem, quiet=quiet)
+
+
+def _stored_row(name, result_file, digest):
+    """Row ``name`` of an earlier run's ``result_file``, checked to be on these candidates."""
+    with open(result_file, encoding="utf-8") as f:
+        rows = [r for r in json.load(f)["results"] if r["model"] == name]
+    if not rows:
+        raise ValueError(f"--stored-row {name}={result_file}: that file has no row {name}.")
+    row = dict(rows[0])
+    if row.get("candidates_sha256") != digest:
+        raise ValueError(
+            f"--stored-row {name}={result_file}: its candidates (sha256 "
+            f"{str(row.get('candidates_sha256'))[:12]}) are not this run's ({str(digest)[:12]}); "
+            "a stored row must be scored on the same candidates."
+        )
+    row["scores_file"] = score_file_of_result(result_file, row["scores_file"])
+    row["stored_from"] = os.path.relpath(result_file)
+    return row
+
+
+def _add_rule_rows(done, test_dataset, out_dir, stamp, ds_name, cold):
+    """The category rule's row of each task, from the SASRec row's scores."""
+    categories = tasks_lib.categories_by_token(test_dataset.dataset_path, test_dataset.dataset_name)
+    for task, rows in done.items():
+        sasrec = next((r for r in rows if r["model"] == "SASRec" and r.get("scores_file")), None)
+        if sasrec is None or categories is None:
+            continue
+        reads_words = tasks_lib.TASKS[task][2]
+        rule = tasks_lib.rule_scores_from_records(
+            read_score_file(sasrec["scores_file"]), categories, reads_words
+        )
+        path = os.path.join(
+            out_dir, "scores", stamp, f"{ds_name}-{tasks_lib.RULE_ROW}-{task}.jsonl.gz"
+        )
+        write_score_file(path, rule)
+        ranks = positive_ranks(np.array([r["scores"] for r in rule]), tasks_lib.RULE_ROW)
+        rows.append(
+            {
+                **{k: sasrec[k] for k in ("dataset", "dataset_loaded", "max_users", "protocol")},
+                "candidates_file": sasrec.get("candidates_file"),
+                "model": tasks_lib.RULE_ROW,
+                "recbole_model": None,
+                "task": task,
+                "settings": {
+                    "rule": (
+                        "Jaccard overlap of categories with the request's words, ties by " "SASRec"
+                        if reads_words
+                        else "no words to read: SASRec's order"
+                    ),
+                    "tie_break_scores": sasrec["scores_file"],
+                },
+                "convergence": None,
+                "validation_grid": None,
+                "checkpoint": None,
+                "fusion_weight": None,
+                "scores_file": path,
+                **_rank_summary(
+                    ranks, sorted({int(k.split("@")[1]) for k in sasrec["metrics"]}), cold
+                ),
+                "candidates_sha256": sasrec["candidates_sha256"],
+                "train_seconds": 0.0,
+                "eval_seconds": 0.0,
+                "trainable_parameters": 0,
+                "training_signals": None,
+            }
+        )
 
 
 def _common_settings(data_path, protocol, seed, cache, extra):
@@ -246,8 +380,21 @@ def _longest_variant(name, table):
 
 
 def _run_one(
-    name, dataset, common, overrides, tokens, protocol, ks, scores_file, train_counts, checkpoints
+    name,
+    dataset,
+    common,
+    overrides,
+    tokens,
+    protocol,
+    ks,
+    scores_file,
+    train_counts,
+    checkpoints,
+    tasks=("sequential",),
+    on_task_done=None,
 ):
+    """{task: record} of one row: trained once, scored under each task's instruction."""
+    tasks = list(tasks)
     model_name, variant, grid = resolve_model(name)
     overrides = dict(overrides)
     tuned = len(grid) > 1
@@ -287,6 +434,48 @@ def _run_one(
     if getattr(model, "fusion_weight_unfitted", lambda: False)():
         trainer.fit_fusion_weight(valid)  # without training; fit() does it after training
     train_time = time.time() - start
+    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
+    targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
+    cold = cold_items.cold_mask(targets, train_counts)
+    common_record = {
+        "checkpoint": (
+            trainer.saved_model_file if os.path.isfile(str(trainer.saved_model_file)) else None
+        ),
+        "fusion_weight": getattr(model, "fusion_weight", None),
+        "model": name,
+        "recbole_model": model_name,
+        "settings": {k: jsonable(v) for k, v in {**variant, **point, **overrides}.items()},
+        "convergence": convergence,
+        "validation_grid": grid_record,
+        "train_seconds": round(train_time, 1),
+        "trainable_parameters": int(trainable),
+        # predictions the LLM was trained on (one per prompt or per running-list position)
+        "training_signals": getattr(model, "training_signals", None),
+    }
+    by_task = {}
+    for task in tasks:
+        if by_task and model_name != "InstructRec":  # it reads no instruction: one scoring
+            by_task[task] = next(iter(by_task.values()))
+            continue
+        if model_name == "InstructRec" and tasks != ["sequential"]:
+            template, held_out, _ = tasks_lib.TASKS[task]
+            model.use_eval_template(template, held_out_phrasings=held_out)
+        task_file = (
+            scores_file
+            if task == "sequential" or model_name != "InstructRec"
+            else scores_file.replace(".jsonl.gz", f"-{task}.jsonl.gz")
+        )
+        by_task[task] = {
+            **common_record,
+            **_evaluate(name, model, test_dataset, test, config, tokens, ks, task_file, cold),
+        }
+        if on_task_done is not None and len(tasks) > 1:
+            on_task_done(task, [by_task[task]])
+    return by_task
+
+
+def _evaluate(name, model, test_dataset, test, config, tokens, ks, scores_file, cold):
+    """A trained model's ranks on the stored candidates (or over every item) and its record."""
     start = time.time()
     llm_scores = None
     if tokens is None:
@@ -303,9 +492,6 @@ def _run_one(
         ranks = positive_ranks(scores, name, users)
         evaluation.save_scores(scores_file, scores, ids, test_dataset)
     eval_time = time.time() - start
-    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
-    targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
-    cold = cold_items.cold_mask(targets, train_counts)
     extra = {}
     if llm_scores is not None:
         llm_file = scores_file.replace(".jsonl.gz", "-before-fusion.jsonl.gz")
@@ -315,23 +501,10 @@ def _run_one(
             **_rank_summary(positive_ranks(llm_scores, f"{name} before fusion", users), ks, cold),
         }
     return {
-        "checkpoint": (
-            trainer.saved_model_file if os.path.isfile(str(trainer.saved_model_file)) else None
-        ),
-        "fusion_weight": getattr(model, "fusion_weight", None),
         "scores_file": scores_file if tokens is not None else None,
-        "model": name,
-        "recbole_model": model_name,
-        "settings": {k: jsonable(v) for k, v in {**variant, **point, **overrides}.items()},
-        "convergence": convergence,
-        "validation_grid": grid_record,
         **_rank_summary(ranks, ks, cold),
         "candidates_sha256": digest,
-        "train_seconds": round(train_time, 1),
         "eval_seconds": round(eval_time, 1),
-        "trainable_parameters": int(trainable),
-        # predictions the LLM was trained on (one per prompt or per running-list position)
-        "training_signals": getattr(model, "training_signals", None),
         **extra,
     }
 

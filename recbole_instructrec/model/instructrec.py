@@ -40,9 +40,9 @@ from recbole_instructrec.prompts.intentions import (
     load_vague_table,
     user_texts,
 )
-from recbole_instructrec.prompts.item_text import item_text_fields, item_texts
+from recbole_instructrec.prompts.item_text import item_text_fields, item_texts, with_categories
 from recbole_instructrec.prompts.running_list import RunningListBuilder
-from recbole_instructrec.prompts.templates import load_templates
+from recbole_instructrec.prompts.templates import get_template, load_templates
 from recbole_instructrec.scoring.backbone import load_backbone
 from recbole_instructrec.scoring.continuation import ContinuationScorer
 from recbole_instructrec.scoring.lora import attach_lora, prepare_for_training
@@ -101,10 +101,13 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
 
         # item texts and instructions
         self.item_text_fields = item_text_fields(config, dataset)
+        categories = item_categories(config, dataset)
         self.texts = item_texts(dataset, self.item_text_fields)
+        if config["item_text_categories"]:
+            self.texts = with_categories(self.texts, categories, "item_text_categories")
         self._capped_texts = cap_item_texts(self.tokenizer, self.texts, self.max_item_tokens)
         self.intentions = IntentionSource(
-            item_categories(config, dataset), load_vague_table(), user_texts(config, dataset)
+            categories, load_vague_table(), user_texts(config, dataset)
         )
         self.templates = load_templates(config["instruction_templates"])
         self.task_form = config["task_form"]
@@ -138,7 +141,13 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self.train_negative_positions = settings.negative_positions(
             config, self.running_list, self.train_negatives
         )
+        self.request_templates, self.request_share = settings.request_templates(
+            config, self.templates, self.running_list
+        )
+        for t in self.request_templates:
+            self._builder(t)
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
+        self.request_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 2)
         self._loss_calls = 0  # training batches seen: the item-token curriculum's clock
         # predictions trained (one per prompt, or one per running-list position); the trainer
         # logs it and a checkpoint records it
@@ -161,7 +170,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         users = self._users(interaction)
         histories = _histories(item_seq, item_seq_len)
         if self.running_list:  # every position of each row's list, in one pass
-            loss, signals = running_list_loss(self, histories, pos_items)
+            loss, signals = running_list_loss(self, histories, pos_items, users)
             self.training_signals += signals
             return loss
         self.training_signals += len(histories)
@@ -241,14 +250,22 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
             scores[rows] = user_scores.to(scores.dtype)
         return groups, scores
 
-    def _builder(self, template, item_tokens=True):
+    def use_eval_template(self, template_id, held_out_phrasings=False):
+        """Score with another template from now on (the benchmark's instruction tasks): the
+        trained adapters stay, only the prompt changes. ``held_out_phrasings`` words vague
+        intentions with the phrasings training never draws."""
+        template = get_template(self.templates, template_id, "eval_template")
+        self.prompts = self._builder(template, held_out_phrasings=held_out_phrasings)
+        return self.prompts
+
+    def _builder(self, template, item_tokens=True, held_out_phrasings=False):
         """The prompt builder of ``template``; ``item_tokens=False`` gives the text-only one
         of a hybrid model (the curriculum's early steps)."""
         hybrid = bool(self.item_tokens) and item_tokens
-        key = (template.id, hybrid)
+        key = (template.id, hybrid, held_out_phrasings)
         if key not in self._builders:
             self.intentions.check_fillable(template)
-            builder_settings = dict(self._builder_settings)
+            builder_settings = dict(self._builder_settings, held_out_phrasings=held_out_phrasings)
             if not hybrid:
                 builder_settings["first_item_token"] = None
             builder = RunningListBuilder if template.layout == "running_list" else PromptBuilder

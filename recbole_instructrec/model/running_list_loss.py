@@ -13,18 +13,28 @@ of each row, drawn at random; every position keeps its generation loss. Negative
 a row's tokens (about 52 of a signal's 70 with 4 of them), so this buys about three times the
 signals in the same time while keeping some of the ranking loss (docs/results.md, "a mixed
 objective").
+
+``train_request_templates`` and ``train_request_share`` mix the paper's search tasks into the
+same pass: a drawn share of rows ends with a request built from that row's next item (its
+category words, a trained phrasing of a vague wish, or the history's explicit preference), and
+that row's last signal is a search signal; its other positions stay sequential. A request row
+always gives its search signal the negatives, so the listwise term teaches the model to prefer
+the item that matches what was asked.
 """
 
 import torch
 import torch.nn.functional as F
 
+from recbole_instructrec.prompts import intentions
 
-def running_list_loss(model, histories, positives):
+
+def running_list_loss(model, histories, positives, users=None):
     """Mean loss over every position of the rows (``histories[i]`` then ``positives[i]``), and
     how many positions (training signals) that is."""
     pick = torch.randint(len(model.train_templates), (1,), generator=model.template_generator)
     builder = model._builder(model.train_templates[int(pick)])
-    rows = [builder.training_row(h + [p]) for h, p in zip(histories, positives)]
+    users = users or [None] * len(histories)
+    rows = [_training_row(model, builder, h, p, u) for h, p, u in zip(histories, positives, users)]
     rows = [row for row in rows if row.cuts]
     negatives = [
         [[builder.piece(n) for n in items] for items in row_negatives]
@@ -48,6 +58,24 @@ def running_list_loss(model, histories, positives):
     return loss, signals
 
 
+def _training_row(model, builder, history, positive, user):
+    """A sequential row, or (``train_request_share`` of the time) a row whose last item
+    answers a search request for it."""
+    if not model.request_share:
+        return builder.training_row(history + [positive])
+    draw = torch.randint(2**31 - 1, (3,), generator=model.request_generator).tolist()
+    if draw[0] >= model.request_share * (2**31 - 1):
+        return builder.training_row(history + [positive])
+    template = model.request_templates[draw[1] % len(model.request_templates)]
+    request_builder = model._builder(template)
+    slots = intentions.request_slots(
+        model.intentions, template, request_builder._recent(history), positive, user, draw=draw[2]
+    )
+    row = request_builder.training_row(history + [positive], **slots)
+    row.requested = True
+    return row
+
+
 def sampled_negatives(model, rows):
     """The negative items at each position of each running-list row, drawn as the loss draws
     them: every row's samples first, then (``train_negative_positions``) each row's kept
@@ -56,14 +84,17 @@ def sampled_negatives(model, rows):
     if model.train_negative_positions is None:
         return negatives
     return [
-        _only_at_some_positions(row_negatives, model.train_negative_positions, model)
-        for row_negatives in negatives
+        _only_at_some_positions(row_negatives, model.train_negative_positions, model, row.requested)
+        for row, row_negatives in zip(rows, negatives)
     ]
 
 
-def _only_at_some_positions(row_negatives, count, model):
-    """The row's negatives kept at ``count`` random positions, emptied at the others."""
-    keep = set(
-        torch.randperm(len(row_negatives), generator=model.negative_generator)[:count].tolist()
-    )
+def _only_at_some_positions(row_negatives, count, model, requested=False):
+    """The row's negatives kept at ``count`` random positions, emptied at the others; a
+    request row always keeps them at its last position (its search signal)."""
+    order = torch.randperm(len(row_negatives), generator=model.negative_generator).tolist()
+    if requested:
+        last = len(row_negatives) - 1
+        order = [last] + [k for k in order if k != last]
+    keep = set(order[:count])
     return [n if k in keep else [] for k, n in enumerate(row_negatives)]

@@ -164,6 +164,42 @@ def negative_positions(config, running_list, train_negatives):
     return value
 
 
+def request_templates(config, templates, running_list):
+    """``train_request_templates`` and ``train_request_share``: the search tasks mixed into
+    running-list training, and the share of rows that end with one of their requests.
+
+    Returns (templates, share); ([], 0.0) when either is unset or 0."""
+    ids = config["train_request_templates"] or []
+    if isinstance(ids, str):
+        ids = [ids]
+    share = config["train_request_share"]
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise ValueError(
+            f"train_request_share={share!r} must be a number from 0 to 1: the share of "
+            "training rows that end with a search request (0: sequential rows only)."
+        )
+    chosen = [get_template(templates, t, "train_request_templates") for t in ids]
+    not_requests = [t.id for t in chosen if t.layout != "running_list" or not t.request]
+    if not_requests:
+        raise ValueError(
+            f"train_request_templates names {not_requests}, which have no request: line of "
+            "the running list. Use running-list search templates such as psearch-list, "
+            "vague-list, explicit-list or search-list."
+        )
+    if chosen and share and not running_list:
+        raise ValueError(
+            f"train_request_templates={ids} add search rows to the running list, and "
+            "eval_template is of the instruction layout. Train seq-list, or list instruction "
+            "templates in train_templates instead."
+        )
+    if share and not chosen:
+        raise ValueError(
+            f"train_request_share={share} asks for search rows, but train_request_templates is "
+            "empty; list some, e.g. [psearch-list, vague-list, explicit-list, search-list]."
+        )
+    return (chosen, float(share)) if chosen and share else ([], 0.0)
+
+
 def fusion_weight(config):
     weight = config["fusion_weight"]
     if weight is None:

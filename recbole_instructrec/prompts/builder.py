@@ -29,6 +29,8 @@ from logging import getLogger
 
 import torch
 
+from recbole_instructrec.prompts import intentions as intention_text
+
 LABELS = string.ascii_uppercase
 _SENTINEL = "\u2063CANDIDATE\u2063"
 _SENTINEL_B = "\u2063SECOND\u2063"
@@ -95,8 +97,10 @@ class PromptBuilder:
         seed=0,
         rerank_window=20,
         first_item_token=None,
+        held_out_phrasings=False,
     ):
         self.tokenizer = tokenizer
+        self.held_out_phrasings = bool(held_out_phrasings)
         self.first_item_token = first_item_token
         self.template = template
         self.is_encoder_decoder = is_encoder_decoder
@@ -246,19 +250,25 @@ class PromptBuilder:
         return torch.randperm(n, generator=generator).tolist()
 
     def _user_slots(self, history, target, user, intention=None):
+        """Slot values: a typed ``intention`` as it is, otherwise the target's (search tasks)
+        with a vague wording picked per user and history (``held_out_phrasings`` picks from
+        the wordings training never sees)."""
         needed = set(self.template.slots)
-        slots = {}
-        if "intention" in needed and intention is not None:
-            slots["intention"] = intention
-        elif "intention" in needed:
-            intention = self.template.intention
-            source = self._require_intentions()
-            slots["intention"] = (
-                source.specific(target) if intention == "I2" else source.vague(target)
-            )
-        if "preference" in needed:
-            slots["preference"] = self._require_intentions().explicit_preference(history, user)
-        return slots
+        if not needed & {"intention", "preference"}:
+            return {}
+        source = self._require_intentions()
+        draw = intention_text.stable_draw(self.seed, history, target)
+        slots = intention_text.request_slots(
+            source,
+            self.template,
+            history,
+            target,
+            user,
+            draw=draw,
+            held_out=self.held_out_phrasings,
+            typed=intention,
+        )
+        return {k: v for k, v in slots.items() if k in needed}
 
     def _require_intentions(self):
         if self.intentions is None:

@@ -2,9 +2,11 @@
 
 * I2, specific: the category words of the target item (``item_category_field``, by default the
   first of ``class``, ``genre``, ``genres``, ``categories``, ``category`` the items have).
-* I1, vague: a short wish derived from the target's first category through
-  ``vague_intentions.yaml`` (e.g. Comedy -> "something that makes me laugh"); categories not in
-  the table give "something in the {category} spirit".
+* I1, vague: a short wish for one of the target's categories through ``vague_intentions.yaml``
+  (e.g. Comedy -> "something that makes me laugh"); categories not in the table give
+  "something in the {category} spirit". Each category has several phrasings: training draws
+  from its ``trained`` ones, and ``held_out`` ones are only read by evaluation that asks for
+  them, so a benchmark can tell generalization from a memorised table.
 * P2, explicit: the user's own text field if ``user_preference_field`` names one, otherwise a
   summary of the history: "I mostly enjoy Comedy, Drama and Romance." (its most frequent
   categories). Built from the history only, so it never reveals the target.
@@ -14,8 +16,10 @@ what the paper's product search and personalized search tasks are. Sequential re
 templates (P1 + I0) never use them.
 """
 
+import hashlib
 import os
 from collections import Counter
+from dataclasses import dataclass
 
 import yaml
 
@@ -52,9 +56,39 @@ def item_categories(config, dataset):
     return result
 
 
+@dataclass(frozen=True)
+class Phrasings:
+    """The ways to say one vague wish: those training draws from, and those it never sees."""
+
+    trained: tuple
+    held_out: tuple = ()
+
+
 def load_vague_table(path=None):
+    """{category (lower case): Phrasings}; a plain string value is one trained phrasing."""
     with open(path or VAGUE_TABLE, encoding="utf-8") as f:
-        return {k.lower(): v for k, v in (yaml.safe_load(f) or {}).items()}
+        table = yaml.safe_load(f) or {}
+    return {str(k).lower(): _phrasings(k, v, path or VAGUE_TABLE) for k, v in table.items()}
+
+
+def _phrasings(key, value, path):
+    if isinstance(value, str):
+        return Phrasings((value,))
+    if isinstance(value, dict) and isinstance(value.get("trained"), list) and value["trained"]:
+        return Phrasings(
+            tuple(str(v) for v in value["trained"]),
+            tuple(str(v) for v in value.get("held_out") or ()),
+        )
+    raise IntentionError(
+        f"{path}: category {key!r} must map to a phrasing or to "
+        "{trained: [at least one phrasing], held_out: [phrasings]}; got " + repr(value)
+    )
+
+
+def stable_draw(*parts):
+    """A deterministic integer from ``parts`` (the same user always gets the same wording)."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
 
 
 class IntentionSource:
@@ -76,11 +110,19 @@ class IntentionSource:
         words = self._categories_of(target, "I2 (specific intention)")
         return ", ".join(words) if words else "anything"
 
-    def vague(self, target):
+    def vague(self, target, draw=None, held_out=False):
+        """A vague wish for the target: without ``draw``, its first category's first trained
+        phrasing; with it, a category and a phrasing picked by ``draw`` (an integer), from the
+        held-out phrasings if ``held_out`` (trained ones where a category has none)."""
         words = self._categories_of(target, "I1 (vague intention)")
         if not words:
             return "something good"
-        return self.vague_table.get(words[0].lower(), f"something in the {words[0]} spirit")
+        word = words[0] if draw is None else words[draw % len(words)]
+        phrasings = self.vague_table.get(word.lower())
+        if phrasings is None:
+            return f"something in the {word} spirit"
+        pool = (held_out and phrasings.held_out) or phrasings.trained
+        return pool[0] if draw is None else pool[(draw // len(words)) % len(pool)]
 
     def explicit_preference(self, history, user=None):
         if self.user_texts is not None and user is not None and self.user_texts[user]:
@@ -108,6 +150,24 @@ class IntentionSource:
                 "an item field that holds categories, or pick a template without an intention."
             )
         return self.categories[int(item)]
+
+
+def request_slots(
+    source, template, history, target, user=None, draw=None, held_out=False, typed=None
+):
+    """The {intention} and {preference} values of ``template`` for a user who wants ``target``
+    (or who typed ``typed``), from ``source`` (an :class:`IntentionSource`): the only place a
+    search task reads the target."""
+    slots = {}
+    if typed is not None and template.intention != "I0":
+        slots["intention"] = typed
+    elif template.intention == "I2":
+        slots["intention"] = source.specific(target)
+    elif template.intention == "I1":
+        slots["intention"] = source.vague(target, draw, held_out)
+    if template.preference == "P2":
+        slots["preference"] = source.explicit_preference(history, user)
+    return slots
 
 
 def user_texts(config, dataset):

@@ -77,6 +77,21 @@ def item_texts(dataset, fields):
     return texts
 
 
+def with_categories(texts, categories, setting):
+    """Item texts followed by their category words, e.g. "Scream (1996), Horror, Thriller":
+    an item then names what people ask for (the intentions' words)."""
+    if categories is None:
+        raise ItemTextError(
+            f"{setting}=True writes each item's categories after its text, but this dataset "
+            "has no category field (class, genre, genres, categories, category). Set "
+            "item_category_field to an item field that holds categories, or drop it."
+        )
+    return [
+        ", ".join([text, *words]) if text and words else text
+        for text, words in zip(texts, categories)
+    ]
+
+
 def clean_text(value):
     text = html.unescape(str(value))
     return re.sub(r"\s+", " ", text).strip()

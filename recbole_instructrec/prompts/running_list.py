@@ -13,6 +13,16 @@ So the prompt for a history is a token prefix of the list that holds that histor
 one forward pass over a user's list gives, at every position, exactly the scores that
 evaluation computes for the history up to it (``ContinuationScorer.score_running_lists``).
 The newline ends an item, so "Star Wars" and "Star Wars (1977)" differ as answers.
+
+A template with a ``request`` (the search tasks) ends the list with what the user asks for, as
+a user turn of its own, and the answer turn continues with the item::
+
+    <instruction> Toy Story (1995)\n Heat (1995)\n <end of turn, user: "I want: Horror", assistant>
+    <candidate>\n
+
+So a search prompt is a sequential prompt plus a request: a training row keeps the sequential
+signals of its list and adds one search signal at its end, in the same pass. A P0 template
+(product search) has no list: the request follows the instruction at once.
 """
 
 from dataclasses import dataclass
@@ -30,6 +40,7 @@ class RunningListRow:
     lengths: list
     items: list
     histories: list
+    requested: bool = False  # the last position answers a search request
 
 
 class RunningListBuilder(PromptBuilder):
@@ -45,12 +56,38 @@ class RunningListBuilder(PromptBuilder):
         super().__init__(tokenizer, texts, template, **settings)
         self._pieces = {}
         self.header = self._encode(self._format(self.template.render()))
+        self.reads_history = template.preference != "P0"
 
     def render(self, history, **slots):
-        """The instruction, then the list as the model reads it (item tokens as <item:ID>)."""
+        """The instruction, the list and the request as the model reads them (item tokens as
+        <item:ID>)."""
         lines = [self.mention(i) for i in self._fitted(self._recent(history))]
         text = "\n".join([self._render([], **slots), *lines])
+        if self.template.request:
+            text += "\n" + self.template.render_request(**slots)
         return _ITEM_MARK.sub(lambda m: f"<item:{m.group(1)}> ", text)
+
+    def request_ids(self, **slots):
+        """Token ids that end the list and ask for what the user wants: an end of the answer
+        turn, a user turn with the request and a new answer turn (with a chat template), or a
+        "Request:" line."""
+        if not self.template.request:
+            return []
+        request = self.template.render_request(**slots)
+        if not self.use_chat:
+            return self._encode_tail(f"Request: {request}\n")
+        marker = "\u2063LIST\u2063"
+        messages = [
+            {"role": "user", "content": self.template.render()},
+            {"role": "assistant", "content": marker},
+            {"role": "user", "content": request},
+        ]
+        if self.system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        text = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        return self._encode_tail(text[text.index(marker) + len(marker) :])
 
     def piece(self, item):
         """Token ids of ``item`` as one line of the list (also its answer continuation)."""
@@ -63,26 +100,37 @@ class RunningListBuilder(PromptBuilder):
         return self.piece(item)
 
     def prompt_ids(self, history, **slots):
-        history = self._fitted(self._recent(history))
-        return self.header + [t for item in history for t in self.piece(item)]
+        request = self.request_ids(**slots)
+        history = self._fitted(self._recent(history), len(request)) if self.reads_history else []
+        return self.header + [t for item in history for t in self.piece(item)] + request
 
     def plan(self, history, candidates, target=None, user=None, intention=None):
-        prefix = self.prompt_ids(history)
+        slots = self._user_slots(self._recent(history), target, user, intention)
+        prefix = self.prompt_ids(history, **slots)
         return Plan([(prefix, [self.piece(c) for c in candidates])], self._normalized)
 
-    def training_row(self, window):
+    def training_row(self, window, **slots):
         """The list of ``window`` (item ids, oldest first) with a signal at every position
         after the first: position k predicts ``window[k]`` from ``window[:k]``.
 
-        Leading items are dropped until the longest prefix fits ``max_prompt_tokens``, as
-        evaluation would drop them, so every prefix is one that evaluation computes."""
+        With a request (``slots`` fill it), the last item follows the request instead: the
+        row's last signal is the search task's, the others stay sequential. Leading items are
+        dropped until the longest prefix fits ``max_prompt_tokens``, as evaluation would drop
+        them, so every prefix is one that evaluation computes."""
+        request = self.request_ids(**slots)
         window = [int(i) for i in window if int(i) != 0]
+        if not self.reads_history:  # product search: the request, then the item, no list
+            ids = self.header + request + self.piece(window[-1])
+            cut = len(self.header) + len(request)
+            return RunningListRow(ids, [cut], [len(ids) - cut], window[-1:], [window[:-1]])
         window = window[:-1][-self.max_history_items :] + window[-1:]
-        kept = self._fitted(window[:-1])
+        kept = self._fitted(window[:-1], len(request))
         window = window[len(window) - 1 - len(kept) :]
         ids, cuts, lengths = list(self.header), [], []
         for k, item in enumerate(window):
             piece = self.piece(item)
+            if k == len(window) - 1:
+                ids += request
             if k:
                 cuts.append(len(ids))
                 lengths.append(len(piece))
@@ -90,9 +138,10 @@ class RunningListBuilder(PromptBuilder):
         histories = [window[:k] for k in range(1, len(window))]
         return RunningListRow(ids, cuts, lengths, window[1:], histories)
 
-    def _fitted(self, history):
-        """``history`` without its oldest items until header + list fit the budget."""
-        total = len(self.header) + sum(len(self.piece(i)) for i in history)
+    def _fitted(self, history, reserved=0):
+        """``history`` without its oldest items until header + list (+ ``reserved`` tokens of
+        a request) fit the budget."""
+        total = len(self.header) + reserved + sum(len(self.piece(i)) for i in history)
         start = 0
         while total > self.max_prompt_tokens and start < len(history):
             total -= len(self.piece(history[start]))

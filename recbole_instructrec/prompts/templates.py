@@ -14,8 +14,10 @@ TASK_FORMS = ("T0", "T1", "T2", "T3")
 # "instruction": the history is written into the instruction (the paper's templates).
 # "running_list": the instruction asks to continue a list, and the history is that list, one
 # item per line after it; training then scores every position of a sequence in one pass
-# (prompts/running_list.py).
+# (prompts/running_list.py). A running-list template may carry a ``request``: what the user
+# asks for, written as a user turn after the list and before the answer (search tasks).
 LAYOUTS = ("instruction", "running_list")
+REQUEST_SLOTS = ("intention", "preference")
 
 
 class TemplateError(ValueError):
@@ -31,11 +33,15 @@ class Template:
     description: str
     instruction: str
     response: str = "{candidate}"
-    slots: tuple = field(default=())
+    slots: tuple = field(default=())  # every slot: the instruction's, then the request's
     layout: str = "instruction"
+    request: str = ""  # running list only: the user's request after the list
 
     def render(self, **values):
-        return self.instruction.format(**{s: values[s] for s in self.slots})
+        return self.instruction.format(**{s: values[s] for s in _slots_of(self.instruction)})
+
+    def render_request(self, **values):
+        return self.request.format(**{s: values[s] for s in _slots_of(self.request)})
 
 
 def load_templates(extra_file=None):
@@ -86,9 +92,8 @@ def _parse(entry, path):
                 f"{path}: template {tid!r} has {key}={entry[key]!r}; use one of {allowed}."
             )
     instruction = str(entry["instruction"])
-    slots = tuple(
-        dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(instruction) if name)
-    )
+    request = str(entry.get("request") or "")
+    slots = tuple(dict.fromkeys(_slots_of(instruction) + _slots_of(request)))
     bad = [s for s in slots if not re.fullmatch(r"[a-z_]+", s)]
     if bad:
         raise TemplateError(f"{path}: template {tid!r} has malformed slots {bad}.")
@@ -97,11 +102,23 @@ def _parse(entry, path):
         raise TemplateError(
             f"{path}: template {tid!r} has layout={layout!r}; use one of {LAYOUTS}."
         )
-    if layout == "running_list" and (slots or entry["task_form"] != "T2"):
+    if layout == "running_list" and (_slots_of(instruction) or entry["task_form"] != "T2"):
         raise TemplateError(
             f"{path}: template {tid!r} has layout=running_list, which continues a list of the "
             "history: it must be task_form T2 with no {slots} in its instruction (the history "
-            "follows the instruction as the list)."
+            "follows the instruction as the list; a request: line carries {intention} or "
+            "{preference})."
+        )
+    if request and layout != "running_list":
+        raise TemplateError(
+            f"{path}: template {tid!r} has a request:, which only the running_list layout "
+            "reads; put {intention} or {preference} in its instruction instead."
+        )
+    unknown = [s for s in _slots_of(request) if s not in REQUEST_SLOTS]
+    if unknown:
+        raise TemplateError(
+            f"{path}: template {tid!r} has request slots {unknown}; a request may use "
+            f"{', '.join('{' + s + '}' for s in REQUEST_SLOTS)}."
         )
     return Template(
         layout=layout,
@@ -113,4 +130,9 @@ def _parse(entry, path):
         instruction=instruction,
         response=str(entry.get("response", "{candidate}")),
         slots=slots,
+        request=request,
     )
+
+
+def _slots_of(text):
+    return tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(text) if name))

@@ -86,6 +86,20 @@ def instructrec_main(argv=None):
     bench.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for all models"
     )
+    bench.add_argument(
+        "--tasks",
+        default="sequential",
+        help="comma-separated instruction tasks, scored on the same candidates: sequential, "
+        "psearch-specific, psearch-vague, psearch-vague-held-out, psearch-preference, "
+        "product-search (each task writes its own results, with the category rule's row)",
+    )
+    bench.add_argument(
+        "--stored-row",
+        action="append",
+        default=[],
+        metavar="ROW=bench-*.json",
+        help="take a row's scores from an earlier run on the same candidates (repeatable)",
+    )
     bench.add_argument("--out", default="benchmarks/results", help="output folder")
     bench.add_argument("--seed", type=int, default=2020)
     bench.add_argument("--tag", default=None, help="name of the result files (default: time)")
@@ -172,8 +186,13 @@ def instructrec_main(argv=None):
     if args.command == "bench":
         import recbole_instructrec  # noqa: F401
         from recbole_instructrec.bench import run_benchmark
+        from recbole_instructrec.bench.instruction_tasks import parse_tasks
 
         run_benchmark(
+            tasks=parse_tasks(args.tasks),
+            stored_rows=dict(
+                _split(e, "--stored-row", "ROW=bench-*.json") for e in args.stored_row
+            ),
             datasets=[d for d in args.datasets.split(",") if d],
             models=[m for m in args.models.split(",") if m],
             protocol=args.protocol,
