@@ -106,7 +106,34 @@ MAIN_JOB_RUN = (
     ],
 )
 
+STEERING = [
+    ("genre", "category", "s"),
+    ("phrasings", "phrasings", "s"),
+    ("users", "users", "d"),
+    ("share in top 10, no instruction", "share_before", "3f"),
+    ("with it", "share_after", "3f"),
+    ("users whose share rises", "users_whose_share_rises", "3f"),
+    ("HR@10, no instruction", "hit_before", "3f"),
+    ("with it", "hit_after", "3f"),
+]
+SEARCH_TASKS = (
+    "psearch-specific",
+    "psearch-vague",
+    "psearch-vague-held-out",
+    "psearch-preference",
+    "product-search",
+)
 TABLES = {
+    "search-requests-steering": (
+        "instruction-following-ml-100k-search-requests.json",
+        "summary_by_guidance/0.0",
+        STEERING,
+    ),
+    "search-requests-steering-guidance-1": (
+        "instruction-following-ml-100k-search-requests.json",
+        "summary_by_guidance/1.0",
+        STEERING,
+    ),
     "ml-100k-10-epoch-baselines": ("bench-ml-100k-uni9.json", "results", BENCH_TIMED),
     "amazon-10-epoch-baselines": ("bench-amazon-games-2000u-uni9.json", "results", BENCH_TIMED),
     "ml-100k-sasrec-alone": ("bench-ml-100k-uni9-sasrec-alone.json", "results", CONVERGED),
@@ -313,6 +340,12 @@ COMPARISONS = {
     "forms-T0-fix": "forms-T0-tokenization-fix.json",
     "forms-T1-fix": "forms-T1-tokenization-fix.json",
     "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
+    "search-requests-sequential": "search-requests-vs-default-sequential-ml-100k-uni9.json",
+    **{f"search-{task}": f"search-{task}-ml-100k-uni9.json" for task in SEARCH_TASKS},
+    **{
+        f"search-{task}-vs-rule": f"search-{task}-vs-rule-ml-100k-uni9.json"
+        for task in SEARCH_TASKS
+    },
 }
 
 

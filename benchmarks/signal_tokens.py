@@ -49,6 +49,8 @@ MENTIONS = {
     "title only": {"item_text_fields": ["movie_title"]},
     "title (year), no system text": {"system_prompt": ""},
     "title only, no system text": {"item_text_fields": ["movie_title"], "system_prompt": ""},
+    # the categories after the title: what search requests name (item_text_categories)
+    "title (year), categories": {"item_text_categories": True},
 }
 
 
@@ -114,12 +116,22 @@ def main():
     parser.add_argument("--negatives", type=int, default=4)
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     parser.add_argument("--tag", default="signal_tokens")
+    parser.add_argument("--mentions", default=";".join(MENTIONS), help="';'-separated subset")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="','-separated subset")
     args = parser.parse_args()
     command = "python benchmarks/signal_tokens.py " + " ".join(sys.argv[1:])
     sys.argv = sys.argv[:1]  # RecBole reads the command line as settings
     rows = []
-    for mention in MENTIONS:
-        for layout in LAYOUTS:
+    mentions = [m for m in args.mentions.split(";") if m]
+    layouts = [lay for lay in args.layouts.split(",") if lay]
+    unknown = [m for m in mentions if m not in MENTIONS] + [x for x in layouts if x not in LAYOUTS]
+    if unknown or "per-prefix" not in layouts:
+        raise SystemExit(
+            f"--mentions/--layouts: {unknown or 'per-prefix missing'}; mentions are "
+            f"{list(MENTIONS)}, layouts {list(LAYOUTS)} (per-prefix is every row's reference)."
+        )
+    for mention in mentions:
+        for layout in layouts:
             rows.append(count(layout, mention, args.rows, args.negatives))
             print(rows[-1], flush=True)
     today = rows[0]  # per-prefix, title (year), the default system text

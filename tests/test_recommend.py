@@ -127,3 +127,15 @@ def test_a_trained_checkpoint_is_enough_to_recommend(tmp_path, tiny_llm):
     assert recommender.dataset.dataset_name == "tiny"
     result = recommender.recommend(user="u1", top_k=3)
     assert len(result.items) == 3
+
+
+def test_a_typed_instruction_follows_the_list_as_a_request(recommender):
+    """In the running list (the default layout) a typed wish is the request that
+    train_request_templates trains: the same list, then a user turn with the wish."""
+    assert recommender.model.prompts.template.layout == "running_list"
+    assert recommender.instruction_template == "vague-list"
+    (plain,) = recommender._prepare(user="u2")["plans"]
+    (asked,) = recommender._prepare(user="u2", instruction="a funny film")["plans"]
+    plain_prefix, asked_prefix = plain.requests[0][0], asked.requests[0][0]
+    assert asked_prefix[: len(plain_prefix)] == plain_prefix
+    assert len(asked_prefix) > len(plain_prefix)

@@ -153,6 +153,8 @@ def training_summary(row):
         return f"{text}, {since_best} without gain (not converged)"
     if row.get("recbole_model", row["model"]) == "InstructRec":
         return "InstructRec trainer"
+    if row.get("recbole_model", row["model"]) is None and "rule" in row.get("settings", {}):
+        return "a rule: no training"
     return "no convergence record (trained before it was kept)"
 
 

@@ -13,7 +13,9 @@ import torch
 from recbole_instructrec.bench import charts, comparison
 from recbole_instructrec.bench.atomic import write_text_atomic
 
-EXCLUDE_RESULTS = ":(exclude)benchmarks/results"
+# Pathspecs from the top of the repository, so that a run of the installed copy (its files under
+# .venv, which git ignores) still sees the checkout's changes.
+WHOLE_REPOSITORY = (":(top)", ":(top,exclude)benchmarks/results")
 HEADLINE = ["hit@1", "ndcg@5"]
 
 
@@ -63,7 +65,7 @@ def run_info(command):
         "commit": git("rev-parse", "HEAD") or "unknown",
         # Result files a run rewrites (candidates, reports) are not changes to the measured code.
         "uncommitted_changes": bool(
-            git("status", "--porcelain", "--untracked-files=no", "--", ".", EXCLUDE_RESULTS)
+            git("status", "--porcelain", "--untracked-files=no", "--", *WHOLE_REPOSITORY)
         ),
         "machine": {
             "platform": platform.platform(),

@@ -1,9 +1,10 @@
 """Ask for recommendations: a user (an id from the dataset, or titles typed as the history), an
 optional free-text instruction, and a trained adapter checkpoint (or none, zero-shot).
 
-The instruction goes into the intention slot of a template with the same task form as the
-model's: ``instruction_template`` (default ``vague-match-1``, P1 + I1: history plus a wish), so
-a LoRA trained with intention templates follows it. Without an instruction the model's own
+The instruction goes into the intention slot of a template in the model's layout:
+``instruction_template`` (default ``vague-list`` for a running-list model, the history then the
+wish as a user turn of its own, as ``train_request_templates`` trains it; ``vague-match-1`` for
+the instruction layout), so a LoRA trained with search requests reads it where it learned to. Without an instruction the model's own
 evaluation template (sequential recommendation) is used.
 
 A model trained with ``fusion_model`` is served fused, with the weight fitted in training (the
@@ -133,6 +134,9 @@ class Recommender:
         if guidance is None:  # a fused model would otherwise all but ignore the instruction
             guidance = AUTO_GUIDANCE_FUSED if self.model._fusion_model else 0.0
         self.instruction_guidance = _guidance(guidance)
+        # a typed instruction is read in the layout the model was trained in
+        running_list = self.model.prompts.template.layout == "running_list"
+        self.instruction_template = "vague-list" if running_list else "vague-match-1"
         self.model.eval()
         self._by_title = self._title_index()
         # interactions per item and normalised titles, made on the first title search
@@ -231,7 +235,7 @@ class Recommender:
         top_k=10,
         candidates=None,
         include_history=False,
-        instruction_template="vague-match-1",
+        instruction_template=None,
         guidance=None,
     ):
         return self.recommend_many([_request(locals())])[0]
@@ -255,7 +259,7 @@ class Recommender:
         instruction=None,
         candidates=None,
         include_history=False,
-        instruction_template="vague-match-1",
+        instruction_template=None,
         guidance=None,
     ):
         """The candidates of one request and their scores, unranked (:meth:`recommend` is
@@ -299,7 +303,7 @@ class Recommender:
         instruction=None,
         candidates=None,
         include_history=False,
-        instruction_template="vague-match-1",
+        instruction_template=None,
         guidance=None,
     ):
         """One request's history, candidate pool and scoring plans (with the instruction, and
@@ -312,7 +316,9 @@ class Recommender:
         builder = self.model.prompts
         if instruction:
             template = get_template(
-                self.model.templates, instruction_template, "instruction_template"
+                self.model.templates,
+                instruction_template or self.instruction_template,
+                "instruction_template",
             )
             builder = self.model._builder(template)
         if candidates is None and self.model._retriever:

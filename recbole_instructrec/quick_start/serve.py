@@ -200,7 +200,7 @@ class _ServerState:
             fusion_weight=model.fusion_weight if model._fusion_model else None,
             instruction_guidance=rec.instruction_guidance,
             eval_template=str(model.eval_template),
-            instruction_template="vague-match-1",
+            instruction_template=rec.instruction_template,
             max_history_items=int(model.max_history_items),
             device=str(rec.config["device"]),
             max_batch=batcher.max_batch,
