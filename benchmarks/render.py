@@ -342,6 +342,8 @@ COMPARISONS = {
     "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
     "search-requests-sequential": "search-requests-vs-default-sequential-ml-100k-uni9.json",
     **{f"search-{task}": f"search-{task}-ml-100k-uni9.json" for task in SEARCH_TASKS},
+    "search-every-row-psearch-specific": "search-every-row-psearch-specific-ml-100k-uni9.json",
+    "search-every-row-sequential": "search-every-row-sequential-ml-100k-uni9.json",
     # the rule reads words only in these; elsewhere it is SASRec's order
     **{
         f"search-{task}-vs-rule": f"search-{task}-vs-rule-ml-100k-uni9.json"
