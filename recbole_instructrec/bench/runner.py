@@ -141,8 +141,8 @@ def run_benchmark(
     tasks = list(tasks)
     ks = PROTOCOL_KS.get(protocol, [1, 5, 10])
     cand.parse_protocol(protocol)  # fail fast on a bad protocol
-    records = []
     stamp = tag or time.strftime("%Y%m%d-%H%M%S")
+    done = {task: [] for task in tasks}  # every dataset's rows so far, by task
     cache = os.path.join(out_dir, "tmp")
     for dataset in datasets:
         ds_path = data_path or "dataset"
@@ -169,7 +169,6 @@ def run_benchmark(
         train_counts = counts_from_dataset(create_dataset(config))
         checkpoints = {}  # row -> the checkpoint it wrote, for "@<row>" settings
         digest = None if candidates is None else cand.candidate_hash(candidates, test_dataset)
-        done = {task: [] for task in tasks}
         fields = dict(
             dataset=dataset,
             dataset_loaded=ds_name,
@@ -195,7 +194,7 @@ def run_benchmark(
                     train_counts,
                     checkpoints,
                     tasks,
-                    lambda task, rows, done=done, fields=fields: _write_task(
+                    lambda task, rows, fields=fields: _write_task(
                         done,
                         task,
                         [dict(r, task=task, **fields) for r in rows],
@@ -224,37 +223,26 @@ def run_benchmark(
                 item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
                 targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
                 cold = cold_items.cold_mask(targets, train_counts)
-                _add_rule_rows(done, test_dataset, out_dir, stamp, ds_name, cold)
+                _add_rule_rows(done, dataset, test_dataset, out_dir, stamp, ds_name, ks, cold)
             # Free the row's LLM (model, trainer and merged copy hold reference cycles) before
             # the next one loads: a 7-row run reached 21 GB of peak RSS.
             gc.collect()
             # Written after every model, so a long run that is stopped keeps what it finished.
             for task in tasks:
                 _write_task(done, task, [], command, out_dir, stamp, quiet=True)
-        for task in tasks:
-            records += done[task]
     for task in tasks:
-        _write_task(
-            {task: [r for r in records if r.get("task", "sequential") == task]},
-            task,
-            [],
-            command,
-            out_dir,
-            stamp,
-            tasks=tasks,
-        )
-    return records
+        _write_task(done, task, [], command, out_dir, stamp)
+    return [record for task in tasks for record in done[task]]
 
 
-def _write_task(done, task, extra, command, out_dir, stamp, quiet=False, tasks=None):
+def _write_task(done, task, extra, command, out_dir, stamp, quiet=False):
     """The result files of one task: ``bench-<tag>`` for a sequential-only run, else
     ``bench-<tag>-<task>``; ``extra`` rows (a task scored before the model's other tasks)
     are written with the finished ones."""
     records = done[task] + list(extra)
     if not records:
         return
-    only_sequential = tasks == ["sequential"] or (tasks is None and list(done) == ["sequential"])
-    stem = f"bench-{stamp}" if only_sequential else f"bench-{stamp}-{task}"
+    stem = f"bench-{stamp}" if list(done) == ["sequential"] else f"bench-{stamp}-{task}"
     write_results(records, run_info(command), out_dir, stem, quiet=quiet)
 
 
@@ -276,11 +264,18 @@ def _stored_row(name, result_file, digest):
     return row
 
 
-def _add_rule_rows(done, test_dataset, out_dir, stamp, ds_name, cold):
-    """The category rule's row of each task, from the SASRec row's scores."""
+def _add_rule_rows(done, dataset, test_dataset, out_dir, stamp, ds_name, ks, cold):
+    """The category rule's row of each task on ``dataset``, from its SASRec row's scores."""
     categories = tasks_lib.categories_by_token(test_dataset.dataset_path, test_dataset.dataset_name)
     for task, rows in done.items():
-        sasrec = next((r for r in rows if r["model"] == "SASRec" and r.get("scores_file")), None)
+        sasrec = next(
+            (
+                r
+                for r in rows
+                if r["model"] == "SASRec" and r["dataset"] == dataset and r.get("scores_file")
+            ),
+            None,
+        )
         if sasrec is None or categories is None:
             continue
         reads_words = tasks_lib.TASKS[task][2]
@@ -301,7 +296,7 @@ def _add_rule_rows(done, test_dataset, out_dir, stamp, ds_name, cold):
                 "task": task,
                 "settings": {
                     "rule": (
-                        "Jaccard overlap of categories with the request's words, ties by " "SASRec"
+                        "Jaccard overlap of categories with the request's words, ties by SASRec"
                         if reads_words
                         else "no words to read: SASRec's order"
                     ),
@@ -312,9 +307,7 @@ def _add_rule_rows(done, test_dataset, out_dir, stamp, ds_name, cold):
                 "checkpoint": None,
                 "fusion_weight": None,
                 "scores_file": path,
-                **_rank_summary(
-                    ranks, sorted({int(k.split("@")[1]) for k in sasrec["metrics"]}), cold
-                ),
+                **_rank_summary(ranks, ks, cold),
                 "candidates_sha256": sasrec["candidates_sha256"],
                 "train_seconds": 0.0,
                 "eval_seconds": 0.0,
