@@ -220,9 +220,7 @@ def run_benchmark(
                     )
                 )
             if name == "SASRec" and tasks != ["sequential"]:  # the rule breaks ties by it
-                item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
-                targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
-                cold = cold_items.cold_mask(targets, train_counts)
+                cold = _cold_mask(test_dataset, train_counts)
                 _add_rule_rows(done, dataset, test_dataset, out_dir, stamp, ds_name, ks, cold)
             # Free the row's LLM (model, trainer and merged copy hold reference cycles) before
             # the next one loads: a 7-row run reached 21 GB of peak RSS.
@@ -427,9 +425,7 @@ def _run_one(
     if getattr(model, "fusion_weight_unfitted", lambda: False)():
         trainer.fit_fusion_weight(valid)  # without training; fit() does it after training
     train_time = time.time() - start
-    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
-    targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
-    cold = cold_items.cold_mask(targets, train_counts)
+    cold = _cold_mask(test_dataset, train_counts)
     common_record = {
         "checkpoint": (
             trainer.saved_model_file if os.path.isfile(str(trainer.saved_model_file)) else None
@@ -550,6 +546,13 @@ def _train_row(name, model_name, dataset, settings):
         trainer.fit(train, valid, saved=True, show_progress=True)
         _load_best(trainer, model)
     return config, model, trainer, loaders, test_dataset, convergence
+
+
+def _cold_mask(test_dataset, train_counts):
+    """Which test users' targets are cold items (few training interactions)."""
+    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
+    targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
+    return cold_items.cold_mask(targets, train_counts)
 
 
 def _rank_summary(ranks, ks, cold):
