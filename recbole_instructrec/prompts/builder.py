@@ -21,7 +21,6 @@ differ. Without a chat template, the answer follows ``Answer:``. Encoder-decoder
 whole instruction in the encoder (no cut) and the answer in the decoder.
 """
 
-import hashlib
 import re
 import string
 from dataclasses import dataclass
@@ -245,8 +244,8 @@ class PromptBuilder:
     def _shuffled(self, history, n):
         """A seeded order of ``n`` candidate positions: the same user always gets the same
         order, and the positive (RecBole puts it first) has no favoured position."""
-        digest = hashlib.sha256(f"{self.seed}|{history}".encode()).digest()
-        generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+        draw = intention_text.stable_draw(self.seed, history)
+        generator = torch.Generator().manual_seed(draw)
         return torch.randperm(n, generator=generator).tolist()
 
     def _user_slots(self, history, target, user, intention=None):
