@@ -55,6 +55,7 @@ class RunningListBuilder(PromptBuilder):
             )
         super().__init__(tokenizer, texts, template, **settings)
         self._pieces = {}
+        self._turn = None
         self.header = self._encode(self._format(self.template.render()))
         self.reads_history = template.preference != "P0"
 
@@ -73,21 +74,31 @@ class RunningListBuilder(PromptBuilder):
         "Request:" line."""
         if not self.template.request:
             return []
-        request = self.template.render_request(**slots)
-        if not self.use_chat:
-            return self._encode_tail(f"Request: {request}\n")
-        marker = "\u2063LIST\u2063"
-        messages = [
-            {"role": "user", "content": self.template.render()},
-            {"role": "assistant", "content": marker},
-            {"role": "user", "content": request},
-        ]
-        if self.system_prompt is not None:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        text = self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
-        return self._encode_tail(text[text.index(marker) + len(marker) :])
+        before, after = self._request_turn
+        return self._encode_tail(before + self.template.render_request(**slots) + after)
+
+    @property
+    def _request_turn(self):
+        """(text before, text after) the request: the chat template's end of the answer turn,
+        the user turn around the request and a new answer turn, rendered once."""
+        if self._turn is None:
+            if not self.use_chat:
+                self._turn = ("Request: ", "\n")
+            else:
+                marker, asked = "\u2063LIST\u2063", "\u2063REQUEST\u2063"
+                messages = [
+                    {"role": "user", "content": self.template.render()},
+                    {"role": "assistant", "content": marker},
+                    {"role": "user", "content": asked},
+                ]
+                if self.system_prompt is not None:
+                    messages.insert(0, {"role": "system", "content": self.system_prompt})
+                text = self.tokenizer.apply_chat_template(
+                    messages, tokenize=False, add_generation_prompt=True
+                )
+                tail = text[text.index(marker) + len(marker) :]
+                self._turn = tuple(tail.split(asked, 1))
+        return self._turn
 
     def piece(self, item):
         """Token ids of ``item`` as one line of the list (also its answer continuation)."""
