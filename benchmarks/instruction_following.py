@@ -52,7 +52,13 @@ def main():
     import torch
 
     from recbole_instructrec.bench.report import provenance_lines, run_info, save_report
-    from recbole_instructrec.bench.steering import category_share, summarise, top_k
+    from recbole_instructrec.bench.steering import (
+        BEYOND_THE_PAPER,
+        property_share,
+        release_year,
+        summarise,
+        top_k,
+    )
     from recbole_instructrec.prompts.intentions import item_categories, stable_draw
     from recbole_instructrec.prompts.templates import get_template
     from recbole_instructrec.quick_start.cli import key_values
@@ -67,6 +73,12 @@ def main():
     for genre in GENRES:
         phrasings = table[genre.lower()]
         asked += [(genre, "trained", phrasings.trained), (genre, "held out", phrasings.held_out)]
+    # per asked condition, which items have what it asks for
+    has = {genre: [genre in g for g in genres] for genre in GENRES}
+    years = [release_year(text) for text in model.texts]
+    for typed in BEYOND_THE_PAPER:
+        asked.append((typed["property"], "beyond the paper", [typed["instruction"]]))
+        has[typed["property"]] = [typed["has"](g, y) for g, y in zip(genres, years)]
     sequential = model.prompts
     requested = model._builder(get_template(model.templates, rec.instruction_template))
     guidance = [float(g) for g in args.guidance.split(",") if g.strip()]
@@ -104,8 +116,8 @@ def main():
                         "category": genre,
                         "phrasings": phrasing_set,
                         "instruction": wish,
-                        "share_before": category_share(before, genres, genre),
-                        "share_after": category_share(after, genres, genre),
+                        "share_before": property_share(before, has[genre]),
+                        "share_after": property_share(after, has[genre]),
                         "hit_before": target in before,
                         "hit_after": target in after,
                     }
@@ -140,7 +152,7 @@ def main():
         lines += [
             f"## Guidance {g}" if float(g) else "## As ranked by the model (guidance 0)",
             "",
-            "| genre | phrasings | users | share before | share after | users whose share "
+            "| asked for | phrasings | users | share before | share after | users whose share "
             f"rises | HR@{args.top_k} before | HR@{args.top_k} after |",
             "|---|---|---|---|---|---|---|---|",
         ]
@@ -160,7 +172,7 @@ def main():
 
 
 def _titles(model, items, genres):
-    return [f"{model.texts[i]} [{'/'.join(genres[i])}]" for i in items]
+    return [f"{model.titles[i]} [{'/'.join(genres[i])}]" for i in items]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The README's main job, timed on this machine: InstructRec on ml-100k with the embedded defaults.
 
-    python benchmarks/main_job.py [--tag main_job]
+    python benchmarks/main_job.py [--tag main_job] [--keep-saved DIR]
     python benchmarks/main_job.py --log FILE --commit SHA   # record a run of the command made
                                                            # by hand, with `time` at its end
 
@@ -15,6 +15,7 @@ import argparse
 import ast
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,9 @@ def main():
     parser.add_argument("--tag", default="main_job")
     parser.add_argument("--log", default=None, help="a finished run's output, to record")
     parser.add_argument("--commit", default=None, help="the commit --log was run at")
+    parser.add_argument(
+        "--keep-saved", default=None, help="copy the run's saved/ checkpoints into this folder"
+    )
     args = parser.parse_args()
     if bool(args.log) != bool(args.commit):
         parser.error("--log and --commit go together: the log of a run and the commit it ran at")
@@ -69,6 +73,8 @@ def main():
                 [script, *COMMAND[1:]], cwd=folder, capture_output=True, text=True
             )
             seconds = time.perf_counter() - start
+            if args.keep_saved and os.path.isdir(os.path.join(folder, "saved")):
+                shutil.copytree(os.path.join(folder, "saved"), args.keep_saved, dirs_exist_ok=True)
         if done.returncode:
             raise SystemExit(f"the main job failed:\n{done.stderr[-3000:]}")
         record = parse_log(done.stdout + done.stderr)

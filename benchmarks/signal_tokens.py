@@ -56,13 +56,14 @@ MENTIONS = {
 
 def row_tokens(model, history, positive):
     """(shared, positive, negative tokens, signals) of one training row of ``model``, with
-    negatives drawn as its loss draws them."""
+    its request (``train_request_share``) and negatives drawn as its loss draws them."""
     builder = model.prompts
     if model.running_list:
-        row = builder.training_row(history + [positive])
+        from recbole_instructrec.model.running_list_loss import sampled_negatives, training_row
+
+        row = training_row(model, builder, history, positive)
         if not row.cuts:  # nothing to predict: the loss skips the row
             return np.zeros(4, dtype=int)
-        from recbole_instructrec.model.running_list_loss import sampled_negatives
 
         (negatives,) = sampled_negatives(model, [row])
         lengths = [len(builder.piece(n)) for items in negatives for n in items]

@@ -66,14 +66,15 @@ def test_empty_and_whitespace_titles_are_reported_not_crashing(tmp_path, tiny_ll
         config, model, _, _ = _build(tmp_path, tiny_llm, "blank", data_path=path)
     assert "2 items have an empty title/year" in caplog.text
     assert "item_text_fields" in caplog.text
-    dataset_ids = model.prompts.texts
-    assert "item i1" in dataset_ids and "item i2" in dataset_ids
+    # the placeholder stands where the title would, before the categories (on by default)
+    mentions = {text.split(", ")[0] for text in model.prompts.texts}
+    assert "item i1" in mentions and "item i2" in mentions
 
 
 def test_non_ascii_and_html_entity_titles(tmp_path, tiny_llm):
     _, model, _, _ = _build(tmp_path, tiny_llm)
-    assert "Tom & Jerry: Laughing Together (1985)" in model.texts
-    assert "Amélie's Quiet Garden (1989)" in model.texts
+    assert "Tom & Jerry: Laughing Together (1985)" in model.titles
+    assert "Amélie's Quiet Garden (1989)" in model.titles
 
 
 def test_extremely_long_title_is_capped_per_item(tmp_path, tiny_llm):

@@ -174,7 +174,7 @@ def test_a_fused_checkpoint_is_served_as_it_was_tested(tmp_path, tiny_llm, sasre
     # weight 0 ranks by the LLM alone, from the same scores
     alone = rec.rank(scored, len(scored.pool), fusion_weight=0.0)
     order = scored.llm_scores.argsort(descending=True).tolist()
-    by_llm = [rec.model.texts[scored.pool[i]] for i in order]
+    by_llm = [rec.model.titles[scored.pool[i]] for i in order]
     assert [r["title"] for r in alone.items] == by_llm
 
 

@@ -60,7 +60,7 @@ def test_instruction_guidance_adds_what_the_instruction_changed(recommender):
     assert effect.abs().max() > 0  # the wish changes the tiny model's scores
 
     def titles(order):
-        return [recommender.model.texts[guided.pool[i]] for i in order]
+        return [recommender.model.titles[guided.pool[i]] for i in order]
 
     n = len(guided.pool)
     expected = fuse(guided.llm_scores, effect, 2.0).argsort(descending=True).tolist()

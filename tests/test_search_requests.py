@@ -200,12 +200,44 @@ def test_item_text_names_its_categories(tiny_llm):
     assert "Cursed Harbor (1982), Horror" in texts
 
 
+def test_the_defaults_train_the_search_tasks_where_the_data_has_categories(tiny_llm):
+    """~ resolves per dataset: with a category field, the four search templates on half the
+    rows and categories in the item text; ``train_request_share: 0`` or
+    ``train_request_templates: []`` turns the requests off, and the instruction layout has none."""
+    model, _ = _model(tiny_llm)
+    assert [t.id for t in model.request_templates] == SEARCH
+    assert model.request_share == 0.5
+    assert "Cursed Harbor (1982), Horror" in model.texts
+    for off in ({"train_request_share": 0}, {"train_request_templates": []}):
+        model, _ = _model(tiny_llm, **off)
+        assert (model.request_templates, model.request_share) == ([], 0.0)
+    model, _ = _model(tiny_llm, eval_template="seq-match-1")
+    assert (model.request_templates, model.request_share) == ([], 0.0)
+    model, _ = _model(tiny_llm, item_text_categories=False)
+    assert "Cursed Harbor (1982)" in model.texts
+
+
+def test_the_defaults_leave_a_dataset_without_categories_alone(tiny_llm):
+    from recbole_instructrec.model import settings
+
+    templates = load_templates(None)
+    config = {"train_request_templates": None, "train_request_share": None}
+    assert settings.request_templates(config, templates, True, has_categories=False) == ([], 0.0)
+    assert settings.text_categories({"item_text_categories": None}, None) is False
+    chosen, share = settings.request_templates(config, templates, True, has_categories=True)
+    assert ([t.id for t in chosen], share) == (SEARCH, 0.5)
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [
         ({"train_request_templates": ["seq-list"], "train_request_share": 0.5}, "no request"),
         ({"train_request_templates": SEARCH, "train_request_share": 2}, "from 0 to 1"),
-        ({"train_request_share": 0.5}, "train_request_templates is empty"),
+        (
+            {"train_request_templates": [], "train_request_share": 0.5},
+            "train_request_templates is empty",
+        ),
+        ({"item_text_categories": "yes"}, "item_text_categories='yes'"),
         (
             {
                 "eval_template": "seq-match-1",

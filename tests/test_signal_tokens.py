@@ -19,9 +19,11 @@ def test_counted_tokens_are_the_tokens_the_loss_runs(tmp_path, tiny_llm, templat
     for interaction in train:
         (history,) = _histories(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
         positive = int(interaction[model.POS_ITEM_ID][0])
-        state = model.negative_generator.get_state()
+        states = [g.get_state() for g in (model.negative_generator, model.request_generator)]
         counted = row_tokens(model, history, positive)
-        model.negative_generator.set_state(state)  # the loss draws the same negatives
+        # the loss draws the same requests and negatives
+        model.negative_generator.set_state(states[0])
+        model.request_generator.set_state(states[1])
         model.scorer.tokens_computed = 0
         model.calculate_loss(interaction)
         # One row per batch: no padding, so every token run is one the count holds.

@@ -35,3 +35,21 @@ def test_summary_counts_users_whose_share_rises_and_the_cost():
     assert trained["share_before"] == 0.5 and trained["share_after"] == 0.5
     assert trained["hit_before"] == round(2 / 3, 4) and trained["hit_after"] == round(1 / 3, 4)
     assert held_out["users_whose_share_rises"] == 0.0
+
+
+def test_the_instructions_beyond_the_paper_name_their_properties():
+    from recbole_instructrec.bench.steering import BEYOND_THE_PAPER, property_share, release_year
+
+    texts = {
+        1: ("Scream (1996), Horror, Thriller", ["Horror", "Thriller"]),
+        2: ("Clueless (1995), Comedy, Romance", ["Comedy", "Romance"]),
+        3: ("Annie Hall (1977), Comedy, Romance", ["Comedy", "Romance"]),
+        4: ("Untitled", ["Drama"]),
+    }
+    assert [release_year(t) for t, _ in texts.values()] == [1996, 1995, 1977, None]
+    peaceful, nineties_comedy = BEYOND_THE_PAPER
+    has = {i: peaceful["has"](c, release_year(t)) for i, (t, c) in texts.items()}
+    assert has == {1: False, 2: True, 3: True, 4: True}
+    assert property_share([1, 2], has) == 0.5
+    has = {i: nineties_comedy["has"](c, release_year(t)) for i, (t, c) in texts.items()}
+    assert has == {1: False, 2: True, 3: False, 4: False}  # Annie Hall is a 70s comedy

@@ -9,6 +9,8 @@ and with it; from the two top-k lists:
   instruction: what steering costs the sequential task.
 """
 
+import re
+
 import numpy as np
 
 from recbole_instructrec.scoring.ranking import ranked_order
@@ -22,6 +24,35 @@ def top_k(pool, scores, k):
 def category_share(items, categories, category):
     """Share of ``items`` whose categories include ``category``."""
     return float(np.mean([category in categories[i] for i in items])) if items else 0.0
+
+
+# Instructions beyond the paper's: none has a target. Each names the property that a list
+# following it has more of: a negative instruction asks for less of something, so its property
+# is the absence ("nothing violent": no violent genre), and a compound one asks for both parts.
+VIOLENT = {"Action", "Crime", "Horror", "Thriller", "War"}
+BEYOND_THE_PAPER = [
+    {
+        "instruction": "nothing violent",
+        "property": "no Action, Crime, Horror, Thriller or War",
+        "has": lambda categories, year: not VIOLENT & set(categories),
+    },
+    {
+        "instruction": "a comedy from the 90s",
+        "property": "Comedy released 1990-1999",
+        "has": lambda categories, year: "Comedy" in categories and 1990 <= (year or 0) <= 1999,
+    },
+]
+
+
+def release_year(text):
+    """The year in an item text such as "Scream (1996), Horror, Thriller"; None without one."""
+    found = re.search(r"\((\d{4})\)", text)
+    return int(found.group(1)) if found else None
+
+
+def property_share(items, has):
+    """Share of ``items`` for which ``has[item]`` is true."""
+    return float(np.mean([bool(has[i]) for i in items])) if items else 0.0
 
 
 def summarise(rows):

@@ -102,8 +102,10 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         # item texts and instructions
         self.item_text_fields = item_text_fields(config, dataset)
         categories = item_categories(config, dataset)
-        self.texts = item_texts(dataset, self.item_text_fields)
-        if config["item_text_categories"]:
+        # titles: what a person reads and types; texts: what the prompts mention
+        self.titles = item_texts(dataset, self.item_text_fields)
+        self.texts = self.titles
+        if settings.text_categories(config, categories):
             self.texts = with_categories(self.texts, categories, "item_text_categories")
         self._capped_texts = cap_item_texts(self.tokenizer, self.texts, self.max_item_tokens)
         self.intentions = IntentionSource(
@@ -142,7 +144,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
             config, self.running_list, self.train_negatives
         )
         self.request_templates, self.request_share = settings.request_templates(
-            config, self.templates, self.running_list
+            config, self.templates, self.running_list, categories is not None
         )
         for t in self.request_templates:
             self._builder(t)

@@ -34,7 +34,7 @@ def running_list_loss(model, histories, positives, users=None):
     pick = torch.randint(len(model.train_templates), (1,), generator=model.template_generator)
     builder = model._builder(model.train_templates[int(pick)])
     users = users or [None] * len(histories)
-    rows = [_training_row(model, builder, h, p, u) for h, p, u in zip(histories, positives, users)]
+    rows = [training_row(model, builder, h, p, u) for h, p, u in zip(histories, positives, users)]
     rows = [row for row in rows if row.cuts]
     negatives = [
         [[builder.piece(n) for n in items] for items in row_negatives]
@@ -58,7 +58,7 @@ def running_list_loss(model, histories, positives, users=None):
     return loss, signals
 
 
-def _training_row(model, builder, history, positive, user):
+def training_row(model, builder, history, positive, user=None):
     """A sequential row, or (``train_request_share`` of the time) a row whose last item
     answers a search request for it."""
     if not model.request_share:

@@ -164,15 +164,28 @@ def negative_positions(config, running_list, train_negatives):
     return value
 
 
-def request_templates(config, templates, running_list):
+# the search templates ``train_request_templates: ~`` mixes in, and the share ``~`` gives them:
+# on the ml-100k search tasks this mix lifts every task it trains without a measurable loss on
+# the sequential one (docs/results.md, "Search tasks")
+DEFAULT_REQUEST_TEMPLATES = ["psearch-list", "vague-list", "explicit-list", "search-list"]
+DEFAULT_REQUEST_SHARE = 0.5
+
+
+def request_templates(config, templates, running_list, has_categories):
     """``train_request_templates`` and ``train_request_share``: the search tasks mixed into
     running-list training, and the share of rows that end with one of their requests.
 
-    Returns (templates, share); ([], 0.0) when either is unset or 0."""
-    ids = config["train_request_templates"] or []
+    ``~`` templates: the four search templates where requests can be built (the running list
+    on a dataset with item categories), none elsewhere. ``~`` share: 0.5 of the rows where
+    there are templates. Returns (templates, share); ([], 0.0) when there are none."""
+    ids = config["train_request_templates"]
+    share = config["train_request_share"]
+    if ids is None:
+        ids = DEFAULT_REQUEST_TEMPLATES if running_list and has_categories else []
     if isinstance(ids, str):
         ids = [ids]
-    share = config["train_request_share"]
+    if share is None:
+        share = DEFAULT_REQUEST_SHARE if ids else 0
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
         raise ValueError(
             f"train_request_share={share!r} must be a number from 0 to 1: the share of "
@@ -195,9 +208,25 @@ def request_templates(config, templates, running_list):
     if share and not chosen:
         raise ValueError(
             f"train_request_share={share} asks for search rows, but train_request_templates is "
-            "empty; list some, e.g. [psearch-list, vague-list, explicit-list, search-list]."
+            "empty; list some, e.g. [psearch-list, vague-list, explicit-list, search-list], or "
+            "set train_request_share: 0."
         )
     return (chosen, float(share)) if chosen and share else ([], 0.0)
+
+
+def text_categories(config, categories):
+    """``item_text_categories``: True writes each item's categories after its text; ``~`` does
+    so where the dataset has a category field (the words people ask for: the search tasks
+    gain from them, docs/results.md "Search tasks")."""
+    value = config["item_text_categories"]
+    if value is None:
+        return categories is not None
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"item_text_categories={value!r} must be True, False or ~ (on where the dataset "
+            "has a category field)."
+        )
+    return value
 
 
 def fusion_weight(config):

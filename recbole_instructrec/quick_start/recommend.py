@@ -144,7 +144,7 @@ class Recommender:
 
     def _title_index(self):
         index = {}
-        for item, text in enumerate(self.model.texts[1:], 1):
+        for item, text in enumerate(self.model.titles[1:], 1):
             for key in {_normalize(text), _normalize(re.sub(r"\s*\([^)]*\)$", "", text))}:
                 index.setdefault(key, item)
         return index
@@ -218,7 +218,7 @@ class Recommender:
         if self._popularity is None:
             items = _column(self.dataset.inter_feat, self.dataset.iid_field)
             self._popularity = np.bincount(items, minlength=self.model.n_items).tolist()
-            self._normalized = [_normalize(text) for text in self.model.texts]
+            self._normalized = [_normalize(text) for text in self.model.titles]
         found = []
         for item in range(1, len(self._normalized)):
             title = self._normalized[item]
@@ -289,7 +289,7 @@ class Recommender:
                     fusion_scores=(
                         self._fusion_scores(history, pool) if self.model._fusion_model else None
                     ),
-                    history=[self.model.texts[i] for i in p["builder"]._recent(history)],
+                    history=[self.model.titles[i] for i in p["builder"]._recent(history)],
                     unmatched=p["unmatched"],
                     prompt=p["builder"].render(history, intention=p["instruction"] or ""),
                 )
@@ -369,7 +369,7 @@ class Recommender:
             row = {
                 "rank": rank,
                 "item_id": str(tokens[item]),
-                "title": self.model.texts[item],
+                "title": self.model.titles[item],
                 "score": round(float(scores[i]), 4),
             }
             if fused:

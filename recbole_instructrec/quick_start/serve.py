@@ -175,7 +175,7 @@ class _ServerState:
     def item(self, item):
         return Item(
             item_id=str(self.item_tokens[item]),
-            title=self.rec.model.texts[item],
+            title=self.rec.model.titles[item],
             categories=self._categories(item),
         )
 
