@@ -48,6 +48,7 @@ _PER_PREFIX = {
 VARIANTS = {
     "InstructRec-zeroshot": ("InstructRec", _ZERO_SHOT),
     "InstructRec-LoRA": ("InstructRec", {}),
+    "InstructRec-ItemHead": ("InstructRec", {"score_head": "items"}),
     "InstructRec-LoRA-prefix": ("InstructRec", _PER_PREFIX),
     "InstructRec-Hybrid": ("InstructRec", _SASREC_ITEM_TOKENS),
     "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),
