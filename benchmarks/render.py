@@ -343,7 +343,6 @@ COMPARISONS = {
     "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
     "search-requests-sequential": "search-requests-vs-default-sequential-ml-100k-uni9.json",
     **{f"search-{task}": f"search-{task}-ml-100k-uni9.json" for task in SEARCH_TASKS},
-    "search-sequential": "search-sequential-ml-100k-uni9.json",
     "search-vague-trained-vs-held-out": "search-vague-trained-vs-held-out-ml-100k-uni9.json",
     "search-every-row-psearch-specific": "search-every-row-psearch-specific-ml-100k-uni9.json",
     "search-every-row-sequential": "search-every-row-sequential-ml-100k-uni9.json",

@@ -136,7 +136,10 @@ def test_run_recbole_trains_the_item_head_and_ranks_everything(tmp_path, tiny_ll
     result = recbole_instructrec.run_recbole("InstructRec", "tiny", config_dict=config)
     assert 0.0 <= result["test_result"]["hit@1"] <= 1.0
     saved = sorted(p for p in os.listdir(tmp_path / "saved") if "resume" not in p)
-    recommender = Recommender("tiny", str(tmp_path / "saved" / saved[0]), config)
+    # the checkpoint carries score_head: the recommender is told nothing else of the model
+    recommender = Recommender(
+        "tiny", str(tmp_path / "saved" / saved[0]), {"llm_cache_dir": str(tmp_path / "cache")}
+    )
     learned = recommender.model.item_head.item_learned
     assert learned.abs().sum() > 0  # trained, saved and loaded: no longer its zero start
     scored = recommender.score(user="u1")
