@@ -344,6 +344,9 @@ COMPARISONS = {
     "search-requests-sequential": "search-requests-vs-default-sequential-ml-100k-uni9.json",
     **{f"search-{task}": f"search-{task}-ml-100k-uni9.json" for task in SEARCH_TASKS},
     "search-vague-trained-vs-held-out": "search-vague-trained-vs-held-out-ml-100k-uni9.json",
+    "search-psearch-specific-trained-vs-zeroshot": (
+        "search-psearch-specific-trained-vs-zeroshot-ml-100k-uni9.json"
+    ),
     "search-every-row-psearch-specific": "search-every-row-psearch-specific-ml-100k-uni9.json",
     "search-every-row-sequential": "search-every-row-sequential-ml-100k-uni9.json",
     # the rule reads words only in these; elsewhere it is SASRec's order
