@@ -107,7 +107,7 @@ MAIN_JOB_RUN = (
 )
 
 STEERING = [
-    ("genre", "category", "s"),
+    ("asked for", "category", "s"),
     ("phrasings", "phrasings", "s"),
     ("users", "users", "d"),
     ("share in top 10, no instruction", "share_before", "3f"),
@@ -124,13 +124,13 @@ SEARCH_TASKS = (
     "product-search",
 )
 TABLES = {
-    "search-requests-steering": (
-        "instruction-following-ml-100k-search-requests.json",
+    "steering": (
+        "instruction-following-ml-100k-default.json",
         "summary_by_guidance/0.0",
         STEERING,
     ),
-    "search-requests-steering-guidance-1": (
-        "instruction-following-ml-100k-search-requests.json",
+    "steering-guidance-1": (
+        "instruction-following-ml-100k-default.json",
         "summary_by_guidance/1.0",
         STEERING,
     ),
@@ -189,6 +189,7 @@ TABLES = {
     ),
     "main-job-run": ("main_job.json", *MAIN_JOB_RUN),
     "main-job-listwise-run": ("main_job-listwise.json", *MAIN_JOB_RUN),
+    "main-job-sequential-only-run": ("main_job-sequential-only.json", *MAIN_JOB_RUN),
     "forms": ("bench-ml-100k-150u-forms.json", "results", BENCH_TIMED),
     "forms-tokenization-fix": (
         "bench-ml-100k-150u-forms-tokenization-fix.json",
@@ -342,6 +343,10 @@ COMPARISONS = {
     "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
     "search-requests-sequential": "search-requests-vs-default-sequential-ml-100k-uni9.json",
     **{f"search-{task}": f"search-{task}-ml-100k-uni9.json" for task in SEARCH_TASKS},
+    "search-vague-trained-vs-held-out": "search-vague-trained-vs-held-out-ml-100k-uni9.json",
+    "search-psearch-specific-trained-vs-zeroshot": (
+        "search-psearch-specific-trained-vs-zeroshot-ml-100k-uni9.json"
+    ),
     "search-every-row-psearch-specific": "search-every-row-psearch-specific-ml-100k-uni9.json",
     "search-every-row-sequential": "search-every-row-sequential-ml-100k-uni9.json",
     # the rule reads words only in these; elsewhere it is SASRec's order

@@ -44,13 +44,22 @@ LAYOUTS = {
         "max_prompt_tokens": 2048,
     },
 }
+# Every variant but the last pins sequential rows and titles without categories, so that each
+# counts one change; the last is the defaults (categories, and in the running list half the
+# rows ending with a search request).
+_PLAIN = {"item_text_categories": False, "train_request_share": 0}
 MENTIONS = {
-    "title (year)": {},
-    "title only": {"item_text_fields": ["movie_title"]},
-    "title (year), no system text": {"system_prompt": ""},
-    "title only, no system text": {"item_text_fields": ["movie_title"], "system_prompt": ""},
+    "title (year)": _PLAIN,
+    "title only": {**_PLAIN, "item_text_fields": ["movie_title"]},
+    "title (year), no system text": {**_PLAIN, "system_prompt": ""},
+    "title only, no system text": {
+        **_PLAIN,
+        "item_text_fields": ["movie_title"],
+        "system_prompt": "",
+    },
     # the categories after the title: what search requests name (item_text_categories)
-    "title (year), categories": {"item_text_categories": True},
+    "title (year), categories": {**_PLAIN, "item_text_categories": True},
+    "the defaults: title (year), categories, search requests": {},
 }
 
 

@@ -129,6 +129,23 @@ def test_a_trained_checkpoint_is_enough_to_recommend(tmp_path, tiny_llm):
     assert len(result.items) == 3
 
 
+def test_a_checkpoint_keeps_the_item_text_it_was_trained_with(tmp_path, tiny_llm):
+    """Titles without categories in training stay without them when served, whatever the
+    default (which adds them where the dataset has categories): the item text is the model's."""
+    import os
+
+    import recbole_instructrec
+
+    settings = tiny_config(tmp_path, tiny_llm, item_text_categories=False)
+    recbole_instructrec.run_recbole(model="InstructRec", dataset="tiny", config_dict=settings)
+    saved = tmp_path / "saved"
+    best = next(f for f in os.listdir(saved) if not f.endswith(".resume.safetensors"))
+    served = Recommender("ml-100k", str(saved / best)).model
+    assert "Cursed Harbor (1982)" in served.texts  # as trained
+    fresh = Recommender("tiny", None, tiny_config(tmp_path / "fresh", tiny_llm)).model
+    assert "Cursed Harbor (1982), Horror" in fresh.texts  # the default, for comparison
+
+
 def test_a_typed_instruction_follows_the_list_as_a_request(recommender):
     """In the running list (the default layout) a typed wish is the request that
     train_request_templates trains: the same list, then a user turn with the wish."""

@@ -7,8 +7,9 @@ import torch
 from tqdm import tqdm
 
 from recbole_instructrec.bench import candidates as cand
+from recbole_instructrec.bench import cold_items
 from recbole_instructrec.bench.score_files import write_score_file
-from recbole_instructrec.scoring.ranking import target_ranks
+from recbole_instructrec.scoring.ranking import ranking_metrics, target_ranks
 
 
 def save_scores(path, scores, ids, test_dataset):
@@ -66,3 +67,23 @@ def full_ranks(model, test_dataset, test_loader, config):
         scores.scatter_(1, target[:, None], target_scores)
         ranks.append(target_ranks(scores, target))
     return np.concatenate(ranks)
+
+
+def cold_test_users(test_dataset, train_counts):
+    """Which test users' targets are cold items (few training interactions)."""
+    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
+    targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
+    return cold_items.cold_mask(targets, train_counts)
+
+
+def rank_summary(ranks, ks, cold):
+    """A row's metrics over every test user and over the cold slice (``cold``: a mask)."""
+    return {
+        "metrics": ranking_metrics(ranks, ks),
+        "n_test_users": int(len(ranks)),
+        "cold_slice": {
+            "max_train_interactions": cold_items.COLD_MAX_TRAIN_INTERACTIONS,
+            "n_test_users": int(cold.sum()),
+            "metrics": ranking_metrics(ranks[cold], ks),
+        },
+    }

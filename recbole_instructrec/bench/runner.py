@@ -9,29 +9,22 @@ parameters, the command, the commit and the machine.
 """
 
 import gc
-import json
 import os
 import time
 
-import numpy as np
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
 from recbole_instructrec.bench import candidates as cand
-from recbole_instructrec.bench import cold_items, evaluation
+from recbole_instructrec.bench import cold_items, derived_rows, evaluation
 from recbole_instructrec.bench import instruction_tasks as tasks_lib
 from recbole_instructrec.bench.convergence import fit_to_convergence
 from recbole_instructrec.bench.report import HEADLINE, run_info, write_results
-from recbole_instructrec.bench.score_files import (
-    read_score_file,
-    score_file_of_result,
-    write_score_file,
-)
 from recbole_instructrec.bench.user_sample import sample_users
 from recbole_instructrec.data.training_counts import counts_from_dataset
 from recbole_instructrec.jsonable import jsonable
-from recbole_instructrec.scoring.ranking import positive_ranks, ranking_metrics
+from recbole_instructrec.scoring.ranking import positive_ranks
 from recbole_instructrec.scoring.retriever import read_checkpoint
 
 # Issue 8's building blocks: item tokens from the SASRec row of the same run ("@<row>" names the
@@ -48,12 +41,14 @@ _PER_PREFIX = {
     "train_steps_per_epoch": 40,
     "lora_dropout": 0.05,
     "enable_amp": False,
+    "item_text_categories": False,
 }
 
 # Named variants: a RecBole model plus the settings that make the variant.
 VARIANTS = {
     "InstructRec-zeroshot": ("InstructRec", _ZERO_SHOT),
     "InstructRec-LoRA": ("InstructRec", {}),
+    "InstructRec-ItemHead": ("InstructRec", {"score_head": "items"}),
     "InstructRec-LoRA-prefix": ("InstructRec", _PER_PREFIX),
     "InstructRec-Hybrid": ("InstructRec", _SASREC_ITEM_TOKENS),
     "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),
@@ -179,7 +174,9 @@ def run_benchmark(
         for name in models:
             if name in stored_rows:
                 _log(f"[{dataset}] {name}: scores of {stored_rows[name]}")
-                by_task = dict.fromkeys(tasks, _stored_row(name, stored_rows[name], digest))
+                by_task = dict.fromkeys(
+                    tasks, derived_rows.stored_row(name, stored_rows[name], digest)
+                )
             else:
                 _log(f"[{dataset}] {name}: training and evaluating")
                 by_task = _run_one(
@@ -220,8 +217,10 @@ def run_benchmark(
                     )
                 )
             if name == "SASRec" and tasks != ["sequential"]:  # the rule breaks ties by it
-                cold = _cold_mask(test_dataset, train_counts)
-                _add_rule_rows(done, dataset, test_dataset, out_dir, stamp, ds_name, ks, cold)
+                cold = evaluation.cold_test_users(test_dataset, train_counts)
+                derived_rows.add_rule_rows(
+                    done, dataset, test_dataset, out_dir, stamp, ds_name, ks, cold
+                )
             # Free the row's LLM (model, trainer and merged copy hold reference cycles) before
             # the next one loads: a 7-row run reached 21 GB of peak RSS.
             gc.collect()
@@ -242,77 +241,6 @@ def _write_task(done, task, extra, command, out_dir, stamp, quiet=False):
         return
     stem = f"bench-{stamp}" if list(done) == ["sequential"] else f"bench-{stamp}-{task}"
     write_results(records, run_info(command), out_dir, stem, quiet=quiet)
-
-
-def _stored_row(name, result_file, digest):
-    """Row ``name`` of an earlier run's ``result_file``, checked to be on these candidates."""
-    with open(result_file, encoding="utf-8") as f:
-        rows = [r for r in json.load(f)["results"] if r["model"] == name]
-    if not rows:
-        raise ValueError(f"--stored-row {name}={result_file}: that file has no row {name}.")
-    row = dict(rows[0])
-    if row.get("candidates_sha256") != digest:
-        raise ValueError(
-            f"--stored-row {name}={result_file}: its candidates (sha256 "
-            f"{str(row.get('candidates_sha256'))[:12]}) are not this run's ({str(digest)[:12]}); "
-            "a stored row must be scored on the same candidates."
-        )
-    row["scores_file"] = score_file_of_result(result_file, row["scores_file"])
-    row["stored_from"] = os.path.relpath(result_file)
-    return row
-
-
-def _add_rule_rows(done, dataset, test_dataset, out_dir, stamp, ds_name, ks, cold):
-    """The category rule's row of each task on ``dataset``, from its SASRec row's scores."""
-    categories = tasks_lib.categories_by_token(test_dataset.dataset_path, test_dataset.dataset_name)
-    for task, rows in done.items():
-        sasrec = next(
-            (
-                r
-                for r in rows
-                if r["model"] == "SASRec" and r["dataset"] == dataset and r.get("scores_file")
-            ),
-            None,
-        )
-        if sasrec is None or categories is None:
-            continue
-        reads_words = tasks_lib.TASKS[task][2]
-        rule = tasks_lib.rule_scores_from_records(
-            read_score_file(sasrec["scores_file"]), categories, reads_words
-        )
-        path = os.path.join(
-            out_dir, "scores", stamp, f"{ds_name}-{tasks_lib.RULE_ROW}-{task}.jsonl.gz"
-        )
-        write_score_file(path, rule)
-        ranks = positive_ranks(np.array([r["scores"] for r in rule]), tasks_lib.RULE_ROW)
-        rows.append(
-            {
-                **{k: sasrec[k] for k in ("dataset", "dataset_loaded", "max_users", "protocol")},
-                "candidates_file": sasrec.get("candidates_file"),
-                "model": tasks_lib.RULE_ROW,
-                "recbole_model": None,
-                "task": task,
-                "settings": {
-                    "rule": (
-                        "Jaccard overlap of categories with the request's words, ties by SASRec"
-                        if reads_words
-                        else "no words to read: SASRec's order"
-                    ),
-                    "tie_break_scores": sasrec["scores_file"],
-                },
-                "convergence": None,
-                "validation_grid": None,
-                "checkpoint": None,
-                "fusion_weight": None,
-                "scores_file": path,
-                **_rank_summary(ranks, ks, cold),
-                "candidates_sha256": sasrec["candidates_sha256"],
-                "train_seconds": 0.0,
-                "eval_seconds": 0.0,
-                "trainable_parameters": 0,
-                "training_signals": None,
-            }
-        )
 
 
 def _common_settings(data_path, protocol, seed, cache, extra):
@@ -425,7 +353,7 @@ def _run_one(
     if getattr(model, "fusion_weight_unfitted", lambda: False)():
         trainer.fit_fusion_weight(valid)  # without training; fit() does it after training
     train_time = time.time() - start
-    cold = _cold_mask(test_dataset, train_counts)
+    cold = evaluation.cold_test_users(test_dataset, train_counts)
     common_record = {
         "checkpoint": (
             trainer.saved_model_file if os.path.isfile(str(trainer.saved_model_file)) else None
@@ -487,11 +415,13 @@ def _evaluate(name, model, test_dataset, test, config, tokens, ks, scores_file, 
         evaluation.save_scores(llm_file, llm_scores, ids, test_dataset)
         extra["before_fusion"] = {
             "scores_file": llm_file,
-            **_rank_summary(positive_ranks(llm_scores, f"{name} before fusion", users), ks, cold),
+            **evaluation.rank_summary(
+                positive_ranks(llm_scores, f"{name} before fusion", users), ks, cold
+            ),
         }
     return {
         "scores_file": scores_file if tokens is not None else None,
-        **_rank_summary(ranks, ks, cold),
+        **evaluation.rank_summary(ranks, ks, cold),
         "candidates_sha256": digest,
         "eval_seconds": round(eval_time, 1),
         **extra,
@@ -546,25 +476,6 @@ def _train_row(name, model_name, dataset, settings):
         trainer.fit(train, valid, saved=True, show_progress=True)
         _load_best(trainer, model)
     return config, model, trainer, loaders, test_dataset, convergence
-
-
-def _cold_mask(test_dataset, train_counts):
-    """Which test users' targets are cold items (few training interactions)."""
-    item_tokens = test_dataset.field2id_token[test_dataset.iid_field]
-    targets = item_tokens[test_dataset.inter_feat[test_dataset.iid_field].numpy()]
-    return cold_items.cold_mask(targets, train_counts)
-
-
-def _rank_summary(ranks, ks, cold):
-    return {
-        "metrics": ranking_metrics(ranks, ks),
-        "n_test_users": int(len(ranks)),
-        "cold_slice": {
-            "max_train_interactions": cold_items.COLD_MAX_TRAIN_INTERACTIONS,
-            "n_test_users": int(cold.sum()),
-            "metrics": ranking_metrics(ranks[cold], ks),
-        },
-    }
 
 
 def _before_fusion_row(record):

@@ -18,6 +18,8 @@ tokens (``item_id_tokens``, after LLaRA: Liao et al., "LLaRA: Large Language-Rec
 Assistant", SIGIR 2024), :mod:`.score_fusion` fuses the scores with a saved RecBole model's
 (``fusion_model``), :mod:`.two_stage` re-ranks a saved RecBole model's top K for full ranking
 (``candidate_model``), and :mod:`.running_list_loss` trains the running-list layout.
+``score_head: items`` scores the whole catalogue from one hidden state instead
+(:mod:`..scoring.item_head`).
 """
 
 import copy
@@ -30,7 +32,7 @@ from recbole.utils import InputType
 from recbole_instructrec.model import settings
 from recbole_instructrec.model.hybrid import HybridItemTokens
 from recbole_instructrec.model.negatives import sample_negatives
-from recbole_instructrec.model.running_list_loss import running_list_loss
+from recbole_instructrec.model.running_list_loss import item_head_loss, running_list_loss
 from recbole_instructrec.model.score_fusion import ScoreFusion
 from recbole_instructrec.model.two_stage import TwoStageRanking
 from recbole_instructrec.prompts.builder import PromptBuilder, cap_item_texts
@@ -45,6 +47,7 @@ from recbole_instructrec.prompts.running_list import RunningListBuilder
 from recbole_instructrec.prompts.templates import get_template, load_templates
 from recbole_instructrec.scoring.backbone import load_backbone
 from recbole_instructrec.scoring.continuation import ContinuationScorer
+from recbole_instructrec.scoring.item_head import build_item_head, plan_scores
 from recbole_instructrec.scoring.lora import attach_lora, prepare_for_training
 
 
@@ -78,6 +81,8 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self.max_row_tokens = config["max_row_tokens"]
         self.load_in_bits = config["load_in_bits"]
         self.gradient_checkpointing = bool(config["gradient_checkpointing"])
+        self.score_head = settings.setting_choice(config, "score_head", settings.SCORE_HEADS)
+        self.item_head_size = settings.int_setting(config, "item_head_size", 1)
         self._read_item_token_settings(config)
 
         # define layers: the LM with LoRA adapters (only the adapters train)
@@ -148,6 +153,17 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         )
         for t in self.request_templates:
             self._builder(t)
+        self.item_head = None
+        if self.score_head == "items":
+            settings.check_item_head(self.running_list, self.eval_template)
+            self.item_head = build_item_head(
+                self.llm,
+                self.tokenizer,
+                self.texts,
+                self.llm_identity,
+                self.llm_cache_dir,
+                self.item_head_size,
+            )
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
         self.request_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 2)
         self._loss_calls = 0  # training batches seen: the item-token curriculum's clock
@@ -172,7 +188,8 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         users = self._users(interaction)
         histories = _histories(item_seq, item_seq_len)
         if self.running_list:  # every position of each row's list, in one pass
-            loss, signals = running_list_loss(self, histories, pos_items, users)
+            loss_of = item_head_loss if self.item_head is not None else running_list_loss
+            loss, signals = loss_of(self, histories, pos_items, users)
             self.training_signals += signals
             return loss
         self.training_signals += len(histories)
@@ -305,7 +322,9 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
 
     def _score_plans(self, plans, scorer):
         """(scores per candidate, raw logprob sums, token counts) for every plan, from one
-        batched scorer call over all their requests."""
+        batched scorer call over all their requests (the item head: one position a plan)."""
+        if self.item_head is not None:
+            return plan_scores(self.item_head, scorer, plans)
         prompts, continuations, spans = [], [], []
         for plan in plans:
             spans.append((len(prompts), len(prompts) + len(plan.requests)))

@@ -58,6 +58,29 @@ def running_list_loss(model, histories, positives, users=None):
     return loss, signals
 
 
+def item_head_loss(model, histories, positives, users=None):
+    """The item head's loss over the rows' every position, from one pass: cross-entropy over
+    the whole catalogue, minus ``lm_loss_weight`` times the positives' generation log-prob
+    (per token); and how many positions (training signals) that is. ``train_negatives`` plays
+    no part: the softmax already compares the positive with every item."""
+    pick = torch.randint(len(model.train_templates), (1,), generator=model.template_generator)
+    builder = model._builder(model.train_templates[int(pick)])
+    users = users or [None] * len(histories)
+    rows = [training_row(model, builder, h, p, u) for h, p, u in zip(histories, positives, users)]
+    rows = [row for row in rows if row.cuts]
+    lengths = [row.lengths for row in rows] if model.lm_loss_weight else None
+    states, sums, counts = model.scorer.states_before(
+        [row.ids for row in rows], [row.cuts for row in rows], lengths
+    )
+    logits = model.item_head(torch.cat(states))
+    targets = torch.tensor([i for row in rows for i in row.items], device=logits.device)
+    loss = F.cross_entropy(logits, targets)
+    if model.lm_loss_weight:
+        generation = torch.cat([s / c.clamp(min=1) for s, c in zip(sums, counts)]).mean()
+        loss = loss - model.lm_loss_weight * generation
+    return loss, len(targets)
+
+
 def training_row(model, builder, history, positive, user=None):
     """A sequential row, or (``train_request_share`` of the time) a row whose last item
     answers a search request for it."""

@@ -171,6 +171,22 @@ DEFAULT_REQUEST_TEMPLATES = ["psearch-list", "vague-list", "explicit-list", "sea
 DEFAULT_REQUEST_SHARE = 0.5
 
 
+# likelihood: a candidate's score is the LM's log-likelihood of its text (the paper's);
+# items: the item head's logit (recbole_instructrec.scoring.item_head)
+SCORE_HEADS = {"likelihood": "likelihood", "items": "items"}
+
+
+def check_item_head(running_list, eval_template):
+    """``score_head: items`` reads the state where the next item of a running list begins."""
+    if not running_list:
+        raise ValueError(
+            f"score_head=items scores the catalogue from the position where a running list's "
+            f"next item begins; eval_template={eval_template!r} is of the instruction layout. "
+            "Use eval_template: seq-list (the default for a causal LM), or score_head: "
+            "likelihood."
+        )
+
+
 def request_templates(config, templates, running_list, has_categories):
     """``train_request_templates`` and ``train_request_share``: the search tasks mixed into
     running-list training, and the share of rows that end with one of their requests.

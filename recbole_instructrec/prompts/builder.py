@@ -77,6 +77,7 @@ class Plan:
 
     requests: list
     combine: object
+    candidates: list = None  # the candidate item ids, in order (running list: the item head's)
 
 
 class PromptBuilder:

@@ -118,7 +118,8 @@ class RunningListBuilder(PromptBuilder):
     def plan(self, history, candidates, target=None, user=None, intention=None):
         slots = self._user_slots(self._recent(history), target, user, intention)
         prefix = self.prompt_ids(history, **slots)
-        return Plan([(prefix, [self.piece(c) for c in candidates])], self._normalized)
+        pieces = [self.piece(c) for c in candidates]
+        return Plan([(prefix, pieces)], self._normalized, [int(c) for c in candidates])
 
     def training_row(self, window, **slots):
         """The list of ``window`` (item ids, oldest first) with a signal at every position

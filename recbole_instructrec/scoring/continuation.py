@@ -240,6 +240,43 @@ class ContinuationScorer:
             parts.append(chosen - torch.logsumexp(logits, dim=-1))
         return torch.cat(parts) * scored
 
+    # ------------------------------------------------------------- item head
+    def states_before(self, sequences, positions, lengths=None):
+        """Last hidden states that predict ``sequences[i][p]``, for each ``p`` in
+        ``positions[i]`` (the state at p - 1), from one causal pass per group of sequences:
+        where each item of a running list begins (its cuts), or the end of a prompt (its
+        length). The item head scores the catalogue from these states.
+
+        With ``lengths`` (``lengths[i][k]`` tokens from ``positions[i][k]``: the positive's
+        text), also the sums of their token log-probs and the counts of scored tokens, the
+        generation term, from the same pass.
+
+        Returns (states, sums, counts): per sequence a (len(positions[i]), hidden) tensor and,
+        with ``lengths``, (len(positions[i]),) tensors (else None)."""
+        states = [None] * len(sequences)
+        sums = [None] * len(sequences)
+        counts = [None] * len(sequences)
+        for group in self._groups_within_budget([len(s) for s in sequences]):
+            packed = _pack([[(sequences[i], 0)] for i in group], [0] * len(group), self.device)
+            hidden = self._causal_hidden(packed)
+            for j, i in enumerate(group):
+                at = torch.tensor([p - 1 for p in positions[i]], device=hidden.device)
+                states[i] = hidden[j, at]
+                if lengths is None:
+                    continue
+                predictors, targets, owners = [], [], []
+                for k, (p, n) in enumerate(zip(positions[i], lengths[i])):
+                    predictors += range(p - 1, p + n - 1)
+                    targets += sequences[i][p : p + n]
+                    owners += [k] * n
+                logprobs = self._token_logprobs(hidden[j, predictors], targets)
+                owner = torch.tensor(owners, device=hidden.device)
+                zeros = torch.zeros(len(positions[i]), dtype=logprobs.dtype, device=hidden.device)
+                sums[i] = zeros.index_add(0, owner, logprobs)
+                scored = self._is_scored(torch.tensor(targets, device=hidden.device))
+                counts[i] = zeros.index_add(0, owner, scored.to(zeros.dtype))
+        return states, sums, counts
+
     # --------------------------------------------------------- running lists
     def score_running_lists(self, rows, negatives):
         """Scores of every position of running lists, from one pass per group of rows.

@@ -1,0 +1,87 @@
+"""Rows a benchmark run adds without training a model: a row stored by an earlier run on the
+same candidates (``--stored-row``), and the category rule of each instruction task."""
+
+import json
+import os
+
+import numpy as np
+
+from recbole_instructrec.bench import instruction_tasks as tasks_lib
+from recbole_instructrec.bench.evaluation import rank_summary
+from recbole_instructrec.bench.score_files import (
+    read_score_file,
+    score_file_of_result,
+    write_score_file,
+)
+from recbole_instructrec.scoring.ranking import positive_ranks
+
+
+def stored_row(name, result_file, digest):
+    """Row ``name`` of an earlier run's ``result_file``, checked to be on these candidates."""
+    with open(result_file, encoding="utf-8") as f:
+        rows = [r for r in json.load(f)["results"] if r["model"] == name]
+    if not rows:
+        raise ValueError(f"--stored-row {name}={result_file}: that file has no row {name}.")
+    row = dict(rows[0])
+    if row.get("candidates_sha256") != digest:
+        raise ValueError(
+            f"--stored-row {name}={result_file}: its candidates (sha256 "
+            f"{str(row.get('candidates_sha256'))[:12]}) are not this run's ({str(digest)[:12]}); "
+            "a stored row must be scored on the same candidates."
+        )
+    row["scores_file"] = score_file_of_result(result_file, row["scores_file"])
+    row["stored_from"] = os.path.relpath(result_file)
+    return row
+
+
+def add_rule_rows(done, dataset, test_dataset, out_dir, stamp, ds_name, ks, cold):
+    """The category rule's row of each task on ``dataset``, from its SASRec row's scores."""
+    categories = tasks_lib.categories_by_token(test_dataset.dataset_path, test_dataset.dataset_name)
+    for task, rows in done.items():
+        sasrec = next(
+            (
+                r
+                for r in rows
+                if r["model"] == "SASRec" and r["dataset"] == dataset and r.get("scores_file")
+            ),
+            None,
+        )
+        if sasrec is None or categories is None:
+            continue
+        reads_words = tasks_lib.TASKS[task][2]
+        rule = tasks_lib.rule_scores_from_records(
+            read_score_file(sasrec["scores_file"]), categories, reads_words
+        )
+        path = os.path.join(
+            out_dir, "scores", stamp, f"{ds_name}-{tasks_lib.RULE_ROW}-{task}.jsonl.gz"
+        )
+        write_score_file(path, rule)
+        ranks = positive_ranks(np.array([r["scores"] for r in rule]), tasks_lib.RULE_ROW)
+        rows.append(
+            {
+                **{k: sasrec[k] for k in ("dataset", "dataset_loaded", "max_users", "protocol")},
+                "candidates_file": sasrec.get("candidates_file"),
+                "model": tasks_lib.RULE_ROW,
+                "recbole_model": None,
+                "task": task,
+                "settings": {
+                    "rule": (
+                        "Jaccard overlap of categories with the request's words, ties by SASRec"
+                        if reads_words
+                        else "no words to read: SASRec's order"
+                    ),
+                    "tie_break_scores": sasrec["scores_file"],
+                },
+                "convergence": None,
+                "validation_grid": None,
+                "checkpoint": None,
+                "fusion_weight": None,
+                "scores_file": path,
+                **rank_summary(ranks, ks, cold),
+                "candidates_sha256": sasrec["candidates_sha256"],
+                "train_seconds": 0.0,
+                "eval_seconds": 0.0,
+                "trainable_parameters": 0,
+                "training_signals": None,
+            }
+        )

@@ -1,0 +1,118 @@
+"""The item head (``score_head: items``): the whole catalogue scored from one hidden state.
+
+The likelihood head scores a candidate by the LM's log-likelihood of its text, one
+continuation per candidate. The item head reads the LM's last hidden state where the next item
+would begin, projects it, and takes its dot product with one vector per catalogue item: logits
+over every item from one position, as SASRec's output layer (after E4SRec, Li et al. 2023, and
+HLLM, Chen et al. 2024, which also score items against learned item vectors).
+
+An item's vector is a projection of its **text vector** plus a learned part that starts at zero.
+The text vector is the frozen LM's own reading of the item's text (its last hidden states,
+averaged over the text's tokens), computed once per LM and catalogue and cached on disk: an
+item never seen in training still has a vector, from its text.
+"""
+
+import hashlib
+import json
+import math
+import os
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from recbole_instructrec.scoring.backbone import DEFAULT_CACHE_DIR
+
+
+class ItemHead(nn.Module):
+    """logits = user(hidden) . (item_proj(text vector) + learned) / sqrt(size), item 0 masked."""
+
+    def __init__(self, text_vectors, hidden_size, size=256):
+        super().__init__()
+        # the frozen text prior: recomputed (or read from the cache) at load, never trained
+        self.register_buffer("text_vectors", text_vectors.float(), persistent=False)
+        self.user_norm = nn.LayerNorm(hidden_size)
+        self.user_proj = nn.Linear(hidden_size, size)
+        self.item_proj = nn.Linear(text_vectors.shape[1], size)
+        self.item_learned = nn.Parameter(torch.zeros(text_vectors.shape[0], size))
+        self.scale = 1.0 / math.sqrt(size)
+
+    def item_vectors(self):
+        return self.item_proj(self.text_vectors) + self.item_learned
+
+    def forward(self, hidden):
+        """(n, hidden_size) states -> (n, n_items) logits; the padding item 0 is never chosen."""
+        user = self.user_proj(self.user_norm(hidden.to(self.user_proj.weight.dtype)))
+        logits = (user @ self.item_vectors().T) * self.scale
+        if logits.dtype in (torch.float16, torch.bfloat16):  # the softmax wants the range
+            logits = logits.float()
+        padding = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
+        padding[0] = True
+        return logits.masked_fill(padding, float("-inf"))
+
+
+def text_vectors(model, tokenizer, texts, identity, cache_dir=None, batch_size=64):
+    """(n_items, hidden_size) mean last hidden state of ``model`` over each text's tokens,
+    standardised per dimension over the catalogue (item 0, the padding, stays zero).
+
+    Cached under ``cache_dir`` (~ = the LM cache) by a hash of the LM's ``identity`` and the
+    texts, so a changed catalogue or LM never reads a stale file."""
+    key = hashlib.sha256(json.dumps([identity, list(texts)]).encode("utf-8")).hexdigest()
+    folder = os.path.join(os.path.expanduser(cache_dir or DEFAULT_CACHE_DIR), "item-text-vectors")
+    path = os.path.join(folder, f"{key[:24]}.pt")
+    if os.path.exists(path):
+        return torch.load(path, weights_only=True)
+    vectors = _mean_states(model, tokenizer, texts, batch_size)
+    os.makedirs(folder, exist_ok=True)
+    staging = f"{path}.{os.getpid()}.tmp"
+    torch.save(vectors, staging)
+    os.replace(staging, path)  # another process may write the same file: the last one wins
+    return vectors
+
+
+@torch.no_grad()
+def _mean_states(model, tokenizer, texts, batch_size):
+    decoder = model.get_decoder()
+    device = next(decoder.parameters()).device
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] or [0] for t in texts]
+    width = model.config.hidden_size
+    out = torch.zeros(len(texts), width)
+    for start in range(1, len(texts), batch_size):  # item 0 is the padding: no text
+        batch = ids[start : start + batch_size]
+        longest = max(map(len, batch))
+        input_ids = torch.zeros(len(batch), longest, dtype=torch.long)
+        mask = torch.zeros(len(batch), longest)
+        for row, tokens in enumerate(batch):
+            input_ids[row, : len(tokens)] = torch.tensor(tokens)
+            mask[row, : len(tokens)] = 1
+        # right padding under causal attention: a text's own positions never see the padding
+        hidden = decoder(input_ids=input_ids.to(device), use_cache=False).last_hidden_state
+        hidden = hidden.float().cpu() * mask[..., None]
+        out[start : start + len(batch)] = hidden.sum(1) / mask.sum(1, keepdim=True)
+    items = out[1:]
+    out[1:] = (items - items.mean(0)) / items.std(0).clamp(min=1e-6)
+    return out
+
+
+def build_item_head(llm, tokenizer, texts, identity, cache_dir=None, size=256):
+    """An :class:`ItemHead` over ``texts`` (one per item id), its text vectors read by the
+    base LM with any LoRA adapters switched off."""
+    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    switched_off = llm.disable_adapter() if hasattr(llm, "disable_adapter") else nullcontext()
+    with switched_off:
+        vectors = text_vectors(base, tokenizer, texts, identity, cache_dir)
+    return ItemHead(vectors, base.config.hidden_size, size)
+
+
+def plan_scores(head, scorer, plans):
+    """Each plan's candidates scored by the item head from the state at the end of its
+    prompt: one position per user, whatever the number of candidates. Returns (scores, None,
+    None) per plan, the shape of the likelihood head's (scores, logprob sums, token counts)."""
+    prefixes = [plan.requests[0][0] for plan in plans]
+    states, _, _ = scorer.states_before(prefixes, [[len(p)] for p in prefixes])
+    logits = head(torch.cat(states))
+    out = []
+    for row, plan in zip(logits, plans):
+        candidates = torch.tensor(plan.candidates, dtype=torch.long, device=row.device)
+        out.append((row[candidates], None, None))
+    return out

@@ -1,0 +1,155 @@
+"""The item head (score_head: items): every position of a training row reads the state that
+evaluation reads for that prefix, the whole catalogue is scored from one position, and the
+head is trained, saved and served."""
+
+import os
+
+import pytest
+import torch
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import init_seed
+
+import recbole_instructrec
+from conftest import DATASET_DIR, tiny_config
+from recbole_instructrec import InstructRec
+from recbole_instructrec.model.running_list_loss import item_head_loss
+from recbole_instructrec.scoring import item_head
+
+
+def _model(llm_path, cache, **settings):
+    config = Config(
+        model="InstructRec",
+        dataset="tiny",
+        config_dict={
+            "data_path": DATASET_DIR,
+            "llm_path": llm_path,
+            "llm_cache_dir": str(cache),
+            "score_head": "items",
+            **settings,
+        },
+    )
+    init_seed(config["seed"], True)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    return InstructRec(config, train._dataset), train
+
+
+@pytest.fixture(scope="module")
+def float64_model(tiny_llm, tmp_path_factory):
+    model, _ = _model(tiny_llm, tmp_path_factory.mktemp("cache"), train_request_share=0)
+    model.double().eval()
+    with torch.no_grad():  # a head that is not at its zero start, so every part is checked
+        model.item_head.item_learned.normal_()
+    return model
+
+
+def _row_states(model, window):
+    row = model.prompts.training_row(window)
+    states, _, _ = model.scorer.states_before([row.ids], [row.cuts])
+    return row, states[0]
+
+
+def test_every_position_reads_the_state_evaluation_reads(float64_model):
+    model = float64_model
+    window = [3, 1, 4, 5, 9, 2, 6]
+    row, states = _row_states(model, window)
+    assert len(row.cuts) == len(window) - 1
+    with torch.no_grad():
+        trained = model.item_head(states)
+        for k, history in enumerate(row.histories):
+            plan = model.prompts.plan(history, list(range(1, model.n_items)))
+            assert plan.requests[0][0] == row.ids[: row.cuts[k]]
+            scores, _, _ = model._score_plans([plan], model.scorer)[0]
+            assert torch.allclose(scores, trained[k, 1:], atol=1e-10)
+
+
+def test_the_check_catches_a_state_read_one_position_late(float64_model):
+    """The failing counterpart: the state at the first token of the item (which has seen that
+    token) is not the state evaluation reads."""
+    model = float64_model
+    row = model.prompts.training_row([3, 1, 4, 5])
+    late, _, _ = model.scorer.states_before([row.ids], [[c + 1 for c in row.cuts]])
+    right, _, _ = model.scorer.states_before([row.ids], [row.cuts])
+    with torch.no_grad():
+        assert not torch.allclose(model.item_head(late[0]), model.item_head(right[0]), atol=1e-6)
+
+
+def test_the_generation_term_is_the_likelihood_heads(float64_model):
+    """With lm_loss_weight, the positives' log-probs come from the same pass and equal the
+    likelihood head's scores of those continuations."""
+    model = float64_model
+    row = model.prompts.training_row([3, 1, 4, 5, 9])
+    _, sums, _ = model.scorer.states_before([row.ids], [row.cuts], [row.lengths])
+    for k, cut in enumerate(row.cuts):
+        continuation = row.ids[cut : cut + row.lengths[k]]
+        expected = model.scorer.score([row.ids[:cut]], [[continuation]]).logprob_sums[0][0]
+        assert torch.allclose(sums[0][k], expected, atol=1e-9)
+
+
+def test_the_loss_is_a_softmax_over_the_catalogue_at_every_position(tiny_llm, tmp_path):
+    model, _ = _model(tiny_llm, tmp_path, train_request_share=0, lm_loss_weight=0)
+    histories, positives = [[3, 1, 4, 5], [2, 6]], [9, 7]
+    loss, signals = item_head_loss(model, histories, positives)
+    assert signals == 4 + 2  # every item after a row's first
+    rows = [model.prompts.training_row(h + [p]) for h, p in zip(histories, positives)]
+    states, _, _ = model.scorer.states_before([r.ids for r in rows], [r.cuts for r in rows])
+    logits = model.item_head(torch.cat(states))
+    targets = torch.tensor([i for r in rows for i in r.items])
+    expected = torch.nn.functional.cross_entropy(logits, targets)
+    assert torch.allclose(loss, expected)
+    assert logits.shape[1] == model.n_items and torch.isinf(logits[:, 0]).all()
+
+
+def test_text_vectors_are_cached_per_llm_and_catalogue(tiny_llm, tmp_path):
+    model, _ = _model(tiny_llm, tmp_path, train_request_share=0)
+    files = os.listdir(tmp_path / "item-text-vectors")
+    assert len(files) == 1
+    vectors = model.item_head.text_vectors
+    assert vectors[0].abs().sum() == 0 and (vectors[1:].abs().sum(1) > 0).all()
+    # every item has its own vector from its text, trained or not
+    assert torch.unique(vectors[1:], dim=0).shape[0] == vectors.shape[0] - 1
+    again = item_head.text_vectors(
+        model.llm, model.tokenizer, model.texts, model.llm_identity, str(tmp_path)
+    )
+    assert torch.equal(again, vectors)
+    assert os.listdir(tmp_path / "item-text-vectors") == files
+    other = item_head.text_vectors(
+        model.llm, model.tokenizer, model.texts[:-1], model.llm_identity, str(tmp_path)
+    )
+    assert len(os.listdir(tmp_path / "item-text-vectors")) == 2
+    assert other.shape[0] == len(model.texts) - 1
+
+
+def test_the_item_head_needs_the_running_list(tiny_llm, tmp_path):
+    with pytest.raises(ValueError, match="score_head=items.*seq-match-1"):
+        _model(tiny_llm, tmp_path, eval_template="seq-match-1")
+    with pytest.raises(ValueError, match="score_head='vectors'"):
+        _model(tiny_llm, tmp_path, score_head="vectors")
+
+
+def test_run_recbole_trains_the_item_head_and_ranks_everything(tmp_path, tiny_llm):
+    from recbole_instructrec.quick_start.recommend import Recommender
+
+    config = tiny_config(
+        tmp_path, tiny_llm, score_head="items", llm_cache_dir=str(tmp_path / "cache")
+    )
+    result = recbole_instructrec.run_recbole("InstructRec", "tiny", config_dict=config)
+    assert 0.0 <= result["test_result"]["hit@1"] <= 1.0
+    saved = sorted(p for p in os.listdir(tmp_path / "saved") if "resume" not in p)
+    # the checkpoint carries score_head: the recommender is told nothing else of the model
+    recommender = Recommender(
+        "tiny", str(tmp_path / "saved" / saved[0]), {"llm_cache_dir": str(tmp_path / "cache")}
+    )
+    learned = recommender.model.item_head.item_learned
+    assert learned.abs().sum() > 0  # trained, saved and loaded: no longer its zero start
+    scored = recommender.score(user="u1")
+    ranked = recommender.rank(scored, len(scored.pool))
+    assert len(ranked.items) == len(scored.pool)
+    # full ranking: one position a user, every item's logit, the padding item never first
+    model = recommender.model
+    interaction = recommender._history_interaction(recommender.user_history("u1"))
+    with torch.no_grad():
+        everything = model.full_sort_predict(interaction)
+    assert everything.shape == (1, model.n_items) and torch.isinf(everything[0, 0])
+    pool = torch.tensor(scored.pool)
+    assert torch.allclose(everything[0, pool].float(), scored.llm_scores.float(), atol=1e-5)
