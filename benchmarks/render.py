@@ -123,6 +123,18 @@ SEARCH_TASKS = (
     "psearch-preference",
     "product-search",
 )
+SIGNAL_TOKENS = [
+    ("item text", "mentions", "s"),
+    ("layout", "layout", "s"),
+    ("signals/row", "signals_per_row", "1f"),
+    ("shared", "shared_per_signal", "1f"),
+    ("positive", "positive_per_signal", "1f"),
+    ("negatives", "negatives_per_signal", "1f"),
+    ("tokens/signal", "tokens_per_signal", "1f"),
+    ("fewer tokens (same text)", "tokens_vs_per_prefix", "2f"),
+    ("at most (same text)", "bound_vs_per_prefix", "2f"),
+    ("fewer than today", "tokens_vs_today", "2f"),
+]
 TABLES = {
     "steering": (
         "instruction-following-ml-100k-default.json",
@@ -306,22 +318,8 @@ TABLES = {
         "results",
         TRAINING_SPEED,
     ),
-    "signal-tokens": (
-        "signal_tokens.json",
-        "results",
-        [
-            ("item text", "mentions", "s"),
-            ("layout", "layout", "s"),
-            ("signals/row", "signals_per_row", "1f"),
-            ("shared", "shared_per_signal", "1f"),
-            ("positive", "positive_per_signal", "1f"),
-            ("negatives", "negatives_per_signal", "1f"),
-            ("tokens/signal", "tokens_per_signal", "1f"),
-            ("fewer tokens (same text)", "tokens_vs_per_prefix", "2f"),
-            ("at most (same text)", "bound_vs_per_prefix", "2f"),
-            ("fewer than today", "tokens_vs_today", "2f"),
-        ],
-    ),
+    "signal-tokens": ("signal_tokens.json", "results", SIGNAL_TOKENS),
+    "signal-tokens-categories": ("signal_tokens-categories.json", "results", SIGNAL_TOKENS),
 }
 COMPARISONS = {
     "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
