@@ -1,22 +1,23 @@
 """The measures of benchmarks/instruction_following.py, on hand-made lists."""
 
-from recbole_instructrec.bench.steering import category_share, summarise, top_k
+from recbole_instructrec.bench.steering import property_share, summarise, top_k
 
 CATEGORIES = {1: ["Horror"], 2: ["Comedy"], 3: ["Horror", "Thriller"], 4: ["Drama"]}
+HORROR = {item: "Horror" in categories for item, categories in CATEGORIES.items()}
 
 
 def test_top_k_and_shares():
     assert top_k([1, 2, 3, 4], [0.1, 0.9, 0.5, 0.9], 2) == [2, 4]  # ties keep the pool's order
-    assert category_share([1, 2, 3, 4], CATEGORIES, "Horror") == 0.5
-    assert category_share([], CATEGORIES, "Horror") == 0.0
+    assert property_share([1, 2, 3, 4], HORROR) == 0.5
+    assert property_share([], HORROR) == 0.0
 
 
 def _row(before, after, hit_before, hit_after, phrasings="trained"):
     return {
         "category": "Horror",
         "phrasings": phrasings,
-        "share_before": category_share(before, CATEGORIES, "Horror"),
-        "share_after": category_share(after, CATEGORIES, "Horror"),
+        "share_before": property_share(before, HORROR),
+        "share_after": property_share(after, HORROR),
         "hit_before": hit_before,
         "hit_after": hit_after,
     }

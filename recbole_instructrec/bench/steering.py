@@ -21,11 +21,6 @@ def top_k(pool, scores, k):
     return [pool[i] for i in ranked_order(scores)[:k]]
 
 
-def category_share(items, categories, category):
-    """Share of ``items`` whose categories include ``category``."""
-    return float(np.mean([category in categories[i] for i in items])) if items else 0.0
-
-
 # Instructions beyond the paper's: none has a target. Each names the property that a list
 # following it has more of: a negative instruction asks for less of something, so its property
 # is the absence ("nothing violent": no violent genre), and a compound one asks for both parts.

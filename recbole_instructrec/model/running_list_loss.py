@@ -31,11 +31,7 @@ from recbole_instructrec.prompts import intentions
 def running_list_loss(model, histories, positives, users=None):
     """Mean loss over every position of the rows (``histories[i]`` then ``positives[i]``), and
     how many positions (training signals) that is."""
-    pick = torch.randint(len(model.train_templates), (1,), generator=model.template_generator)
-    builder = model._builder(model.train_templates[int(pick)])
-    users = users or [None] * len(histories)
-    rows = [training_row(model, builder, h, p, u) for h, p, u in zip(histories, positives, users)]
-    rows = [row for row in rows if row.cuts]
+    builder, rows = _training_rows(model, histories, positives, users)
     negatives = [
         [[builder.piece(n) for n in items] for items in row_negatives]
         for row_negatives in sampled_negatives(model, rows)
@@ -63,11 +59,7 @@ def item_head_loss(model, histories, positives, users=None):
     the whole catalogue, minus ``lm_loss_weight`` times the positives' generation log-prob
     (per token); and how many positions (training signals) that is. ``train_negatives`` plays
     no part: the softmax already compares the positive with every item."""
-    pick = torch.randint(len(model.train_templates), (1,), generator=model.template_generator)
-    builder = model._builder(model.train_templates[int(pick)])
-    users = users or [None] * len(histories)
-    rows = [training_row(model, builder, h, p, u) for h, p, u in zip(histories, positives, users)]
-    rows = [row for row in rows if row.cuts]
+    _, rows = _training_rows(model, histories, positives, users)
     lengths = [row.lengths for row in rows] if model.lm_loss_weight else None
     states, sums, counts = model.scorer.states_before(
         [row.ids for row in rows], [row.cuts for row in rows], lengths
@@ -79,6 +71,15 @@ def item_head_loss(model, histories, positives, users=None):
         generation = torch.cat([s / c.clamp(min=1) for s, c in zip(sums, counts)]).mean()
         loss = loss - model.lm_loss_weight * generation
     return loss, len(targets)
+
+
+def _training_rows(model, histories, positives, users):
+    """The batch's template builder (one drawn per batch) and its rows that predict something."""
+    pick = torch.randint(len(model.train_templates), (1,), generator=model.template_generator)
+    builder = model._builder(model.train_templates[int(pick)])
+    users = users or [None] * len(histories)
+    rows = [training_row(model, builder, h, p, u) for h, p, u in zip(histories, positives, users)]
+    return builder, [row for row in rows if row.cuts]
 
 
 def training_row(model, builder, history, positive, user=None):
