@@ -127,11 +127,16 @@ def test_the_item_head_needs_the_running_list(tiny_llm, tmp_path):
         _model(tiny_llm, tmp_path, score_head="vectors")
 
 
-def test_run_recbole_trains_the_item_head_and_ranks_everything(tmp_path, tiny_llm):
+@pytest.mark.parametrize("mentions", ["text", "compact"])
+def test_run_recbole_trains_the_item_head_and_ranks_everything(tmp_path, tiny_llm, mentions):
     from recbole_instructrec.quick_start.recommend import Recommender
 
     config = tiny_config(
-        tmp_path, tiny_llm, score_head="items", llm_cache_dir=str(tmp_path / "cache")
+        tmp_path,
+        tiny_llm,
+        score_head="items",
+        item_mentions=mentions,
+        llm_cache_dir=str(tmp_path / "cache"),
     )
     result = recbole_instructrec.run_recbole("InstructRec", "tiny", config_dict=config)
     assert 0.0 <= result["test_result"]["hit@1"] <= 1.0
@@ -153,3 +158,68 @@ def test_run_recbole_trains_the_item_head_and_ranks_everything(tmp_path, tiny_ll
     assert everything.shape == (1, model.n_items) and torch.isinf(everything[0, 0])
     pool = torch.tensor(scored.pool)
     assert torch.allclose(everything[0, pool].float(), scored.llm_scores.float(), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def compact_model(tiny_llm, tmp_path_factory):
+    model, _ = _model(
+        tiny_llm,
+        tmp_path_factory.mktemp("cache"),
+        train_request_share=0,
+        item_mentions="compact",
+    )
+    model.double().eval()
+    with torch.no_grad():
+        model.item_head.item_learned.normal_()
+    return model
+
+
+def test_a_compact_mention_is_one_position_read_as_evaluation_reads_it(compact_model):
+    model = compact_model
+    window = [3, 1, 4, 5, 9, 2, 6]
+    row, states = _row_states(model, window)
+    first = model.item_tokens.first_item_token
+    assert row.ids[len(model.prompts.header) :] == [first + i for i in window]
+    assert row.cuts == list(range(len(model.prompts.header) + 1, len(row.ids)))
+    with torch.no_grad():
+        trained = model.item_head(states)
+        for k, history in enumerate(row.histories):
+            scores, _, _ = model._score_plans(
+                [model.prompts.plan(history, list(range(1, model.n_items)))], model.scorer
+            )[0]
+            assert torch.allclose(scores, trained[k, 1:], atol=1e-10)
+
+
+def test_a_compact_mention_is_the_items_projected_text_vector(compact_model):
+    """Each item enters as its own text vector through the projector: two items give two
+    inputs; the failing counterpart, a table whose rows were swapped, gives another input."""
+    model = compact_model
+    embed = model.llm.get_input_embeddings()
+    first = model.item_tokens.first_item_token
+    with torch.no_grad():
+        inputs = embed(torch.tensor([[first + 3, first + 4]]))[0]
+        expected = model.item_tokens.item_vectors(torch.tensor([3, 4]))
+        assert torch.allclose(inputs, expected.to(inputs.dtype))
+        assert not torch.allclose(inputs[0], inputs[1])
+        swapped = model.item_tokens.item_table.weight[[4, 3]]
+        assert torch.equal(swapped[0], model.item_head.text_vectors[4].to(swapped.dtype))
+        assert not torch.allclose(
+            model.item_tokens.projector(swapped) * model.item_tokens.scale, expected
+        )
+
+
+def test_compact_mentions_need_the_item_head(tiny_llm, tmp_path):
+    with pytest.raises(ValueError, match="item_mentions=compact.*score_head: items"):
+        _model(tiny_llm, tmp_path, score_head="likelihood", item_mentions="compact")
+
+
+def test_the_item_head_trains_at_its_own_learning_rate(tiny_llm, tmp_path):
+    model, _ = _model(tiny_llm, tmp_path, train_request_share=0, item_head_learning_rate=0.01)
+    groups = model.parameter_groups()
+    head = {id(p) for p in model.item_head.parameters()}
+    assert [g.get("lr") for g in groups] == [None, 0.01]
+    assert {id(p) for p in groups[1]["params"]} == head
+    assert not head & {id(p) for p in groups[0]["params"]}
+    assert len(groups[0]["params"]) > 0  # the adapters, at learning_rate
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert sum(len(g["params"]) for g in groups) == len(trainable)

@@ -44,11 +44,23 @@ _PER_PREFIX = {
     "item_text_categories": False,
 }
 
+# The item head reading compact mentions: a history item is one position, so a row holds
+# RecBole's whole 50-item window and a batch 16 rows (about 530 signals) at a text step's cost.
+# No text to generate: no generation term.
+_COMPACT_ITEM_HEAD = {
+    "score_head": "items",
+    "item_mentions": "compact",
+    "max_history_items": 50,
+    "train_batch_size": 16,
+    "lm_loss_weight": 0,
+}
+
 # Named variants: a RecBole model plus the settings that make the variant.
 VARIANTS = {
     "InstructRec-zeroshot": ("InstructRec", _ZERO_SHOT),
     "InstructRec-LoRA": ("InstructRec", {}),
     "InstructRec-ItemHead": ("InstructRec", {"score_head": "items"}),
+    "InstructRec-ItemHead-compact": ("InstructRec", _COMPACT_ITEM_HEAD),
     "InstructRec-LoRA-prefix": ("InstructRec", _PER_PREFIX),
     "InstructRec-Hybrid": ("InstructRec", _SASREC_ITEM_TOKENS),
     "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),

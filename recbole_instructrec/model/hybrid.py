@@ -4,6 +4,11 @@ and the curriculum that moves training from text-only to hybrid prompts.
 Every item mention also carries one item token: a RecBole model's item embedding
 (``collab_model_checkpoint``, e.g. SASRec) or a jointly learned one, mapped into the LM's
 embedding space by a trainable projector (:mod:`..scoring.item_tokens`).
+
+Compact mentions (``item_mentions: compact``, with the item head) use the same tokens without
+the text: an item is one input position, its item head text vector (the frozen LM's reading of
+its text) through the projector, or the collaborative embedding where ``item_id_tokens`` asks
+for one. A list of 50 items then costs 50 positions instead of about 800 tokens.
 """
 
 import torch
@@ -34,8 +39,15 @@ class HybridItemTokens:
             )
 
     def _install_item_tokens(self, dataset, seed):
-        if not self.item_id_tokens:
+        compact = self.item_mentions == "compact"
+        if not self.item_id_tokens and not compact:
             return None
+        if compact and not self.item_id_tokens:
+            return install_item_tokens(
+                self.llm,
+                self.item_head.text_vectors,
+                projector_hidden_size=self.projector_hidden_size,
+            )
         if self.collab_model_checkpoint:
             table = collab_item_embeddings(self.collab_model_checkpoint, dataset)
         else:

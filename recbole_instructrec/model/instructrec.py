@@ -83,6 +83,11 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self.gradient_checkpointing = bool(config["gradient_checkpointing"])
         self.score_head = settings.setting_choice(config, "score_head", settings.SCORE_HEADS)
         self.item_head_size = settings.int_setting(config, "item_head_size", 1)
+        self.item_head_learning_rate = config["item_head_learning_rate"]
+        self.item_mentions = settings.setting_choice(
+            config, "item_mentions", settings.ITEM_MENTIONS
+        )
+        settings.check_item_mentions(self.item_mentions, self.score_head)
         self._read_item_token_settings(config)
 
         # define layers: the LM with LoRA adapters (only the adapters train)
@@ -101,8 +106,6 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
             target_modules=self.lora_target_modules,
         )
         self.tokenizer = backbone.tokenizer
-        self.item_tokens = self._install_item_tokens(dataset, config["seed"])
-        settings.check_context(backbone.model.config, self.max_prompt_tokens, self.max_item_tokens)
 
         # item texts and instructions
         self.item_text_fields = item_text_fields(config, dataset)
@@ -113,6 +116,19 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         if settings.text_categories(config, categories):
             self.texts = with_categories(self.texts, categories, "item_text_categories")
         self._capped_texts = cap_item_texts(self.tokenizer, self.texts, self.max_item_tokens)
+        self.item_head = None
+        if self.score_head == "items":
+            self.item_head = build_item_head(
+                self.llm,
+                self.tokenizer,
+                self.texts,
+                self.llm_identity,
+                self.llm_cache_dir,
+                self.item_head_size,
+            )
+        # compact mentions read the item head's text vectors: installed after it
+        self.item_tokens = self._install_item_tokens(dataset, config["seed"])
+        settings.check_context(backbone.model.config, self.max_prompt_tokens, self.max_item_tokens)
         self.intentions = IntentionSource(
             categories, load_vague_table(), user_texts(config, dataset)
         )
@@ -137,6 +153,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
             seed=config["seed"],
             rerank_window=config["rerank_window"],
             first_item_token=self.item_tokens.first_item_token if self.item_tokens else None,
+            compact_mentions=self.item_mentions == "compact",
         )
         self._builders = {}
         self.prompts = self._builder(template)
@@ -153,17 +170,8 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         )
         for t in self.request_templates:
             self._builder(t)
-        self.item_head = None
-        if self.score_head == "items":
+        if self.item_head is not None:
             settings.check_item_head(self.running_list, self.eval_template)
-            self.item_head = build_item_head(
-                self.llm,
-                self.tokenizer,
-                self.texts,
-                self.llm_identity,
-                self.llm_cache_dir,
-                self.item_head_size,
-            )
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
         self.request_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 2)
         self._loss_calls = 0  # training batches seen: the item-token curriculum's clock
@@ -358,6 +366,18 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         if self.ITEM_ID in interaction:
             return interaction[self.ITEM_ID].tolist()
         return [None] * n
+
+    def parameter_groups(self):
+        """What the optimizer trains: the adapters (and any projector) at ``learning_rate``,
+        the item head at ``item_head_learning_rate``: its per-item vectors and biases each
+        see a few gradients an epoch, as SASRec's item embeddings do, and want its pace."""
+        head = list(self.item_head.parameters()) if self.item_head is not None else []
+        in_head = {id(p) for p in head}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in in_head]
+        groups = [{"params": rest}] if rest else []
+        if head:
+            groups.append({"params": head, "lr": float(self.item_head_learning_rate)})
+        return groups
 
     def checkpoint_identity(self):
         """What a checkpoint must match to be loaded into this model."""

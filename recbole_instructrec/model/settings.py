@@ -174,6 +174,17 @@ DEFAULT_REQUEST_SHARE = 0.5
 # likelihood: a candidate's score is the LM's log-likelihood of its text (the paper's);
 # items: the item head's logit (recbole_instructrec.scoring.item_head)
 SCORE_HEADS = {"likelihood": "likelihood", "items": "items"}
+ITEM_MENTIONS = {"text": "text", "compact": "compact"}
+
+
+def check_item_mentions(item_mentions, score_head):
+    """A compact mention has no text to score as a continuation: only the item head reads it."""
+    if item_mentions == "compact" and score_head != "items":
+        raise ValueError(
+            f"item_mentions=compact writes each item as one input position with no text, and "
+            f"score_head={score_head!r} scores a candidate by its text's likelihood. Use "
+            "score_head: items with compact mentions, or item_mentions: text."
+        )
 
 
 def check_item_head(running_list, eval_template):

@@ -98,10 +98,13 @@ class PromptBuilder:
         rerank_window=20,
         first_item_token=None,
         held_out_phrasings=False,
+        compact_mentions=False,
     ):
         self.tokenizer = tokenizer
         self.held_out_phrasings = bool(held_out_phrasings)
         self.first_item_token = first_item_token
+        # an item is its item token alone (item_mentions: compact): no text
+        self.compact_mentions = bool(compact_mentions) and first_item_token is not None
         self.template = template
         self.is_encoder_decoder = is_encoder_decoder
         self.max_history_items = int(max_history_items)
@@ -342,6 +345,8 @@ class PromptBuilder:
         item = int(item)
         if self.first_item_token is None:
             return self.texts[item]
+        if self.compact_mentions:
+            return f"\ue000{item}\ue001"
         return f"\ue000{item}\ue001{self.texts[item]}"
 
     def _format(self, instruction):

@@ -103,6 +103,8 @@ class RunningListBuilder(PromptBuilder):
     def piece(self, item):
         """Token ids of ``item`` as one line of the list (also its answer continuation)."""
         item = int(item)
+        if self.compact_mentions:  # one position, no text: no newline is needed to end it
+            return [self.first_item_token + item]
         if item not in self._pieces:
             self._pieces[item] = self._encode_tail(self.mention(item) + "\n")
         return self._pieces[item]

@@ -52,6 +52,7 @@ CARRIED = (
     "item_text_categories",
     "score_head",
     "item_head_size",
+    "item_mentions",
     "instruction_templates",
     "eval_template",
     "max_history_items",

@@ -25,7 +25,9 @@ from recbole_instructrec.scoring.backbone import DEFAULT_CACHE_DIR
 
 
 class ItemHead(nn.Module):
-    """logits = user(hidden) . (item_proj(text vector) + learned) / sqrt(size), item 0 masked."""
+    """logits = user(hidden) . (item_proj(text vector) + learned) / sqrt(size) + bias, item 0
+    masked. The per-item bias (zero at the start) learns what SASRec's output layer learns
+    first, how often an item comes next at all, without spending the dot product on it."""
 
     def __init__(self, text_vectors, hidden_size, size=256):
         super().__init__()
@@ -35,6 +37,7 @@ class ItemHead(nn.Module):
         self.user_proj = nn.Linear(hidden_size, size)
         self.item_proj = nn.Linear(text_vectors.shape[1], size)
         self.item_learned = nn.Parameter(torch.zeros(text_vectors.shape[0], size))
+        self.item_bias = nn.Parameter(torch.zeros(text_vectors.shape[0]))
         self.scale = 1.0 / math.sqrt(size)
 
     def item_vectors(self):
@@ -43,7 +46,7 @@ class ItemHead(nn.Module):
     def forward(self, hidden):
         """(n, hidden_size) states -> (n, n_items) logits; the padding item 0 is never chosen."""
         user = self.user_proj(self.user_norm(hidden.to(self.user_proj.weight.dtype)))
-        logits = (user @ self.item_vectors().T) * self.scale
+        logits = (user @ self.item_vectors().T) * self.scale + self.item_bias
         if logits.dtype in (torch.float16, torch.bfloat16):  # the softmax wants the range
             logits = logits.float()
         padding = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)

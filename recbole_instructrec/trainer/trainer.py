@@ -63,7 +63,7 @@ class InstructRecTrainer(Trainer):
         return not self.config["single_spec"]
 
     def _build_optimizer(self, **kwargs):
-        kwargs.setdefault("params", [p for p in self.model.parameters() if p.requires_grad])
+        kwargs.setdefault("params", self.model.parameter_groups())
         if not kwargs["params"]:
             # lora_r=0: nothing to train, but RecBole still wants an optimizer object.
             kwargs["params"] = [torch.nn.Parameter(torch.zeros(1))]
