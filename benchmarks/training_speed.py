@@ -31,6 +31,9 @@ Variants:
 * ``...-negatives-at-2-positions``, ``...-at-1-position``: ``train_negative_positions``: the
   negatives (and the listwise term) at 2 or 1 random positions of a row, the generation loss at
   every position; "negatives/signal" is then the measured mean;
+* ``running-list-item-head``, ``...-compact``: ``score_head: items``: a softmax over the
+  catalogue at every position, no negative segments; with the default item text, and with
+  ``item_mentions: compact`` and ``max_history_items: 50`` (one position an item);
 * ``...-generation-only``: ``train_negatives: 0`` with bf16 autocast and no LoRA dropout: the
   positive's generation loss alone (the paper's objective), no negative segments: the default
   main job's settings otherwise; ``per-prefix-generation-only`` is the same objective with one
@@ -107,6 +110,22 @@ VARIANTS = {
         **_FAST,
         "train_negative_positions": 1,
     },
+    # the item head: a softmax over the catalogue at every position, no negatives; with title
+    # mentions (the default running list's item text) and with compact mentions (an item is
+    # one input position, so a row holds RecBole's whole 50-item window)
+    "running-list-item-head": {
+        "eval_template": "seq-list",
+        **_FAST,
+        "score_head": "items",
+    },
+    "running-list-item-head-compact": {
+        "eval_template": "seq-list",
+        **_FAST,
+        "score_head": "items",
+        "item_mentions": "compact",
+        "max_history_items": 50,
+        "lm_loss_weight": 0,
+    },
 }
 
 
@@ -127,9 +146,7 @@ def measure(variant, steps, batch, negatives, seed=2020):
         **VARIANTS[variant],
     }
     config, model, train = model_and_training_rows("ml-100k", settings)
-    optimizer = torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad], lr=config["learning_rate"]
-    )
+    optimizer = torch.optim.Adam(model.parameter_groups(), lr=config["learning_rate"])
     negatives_scored = _count_negatives(model)
     model.train()
     batches = iter(train)

@@ -223,3 +223,24 @@ def test_the_item_head_trains_at_its_own_learning_rate(tiny_llm, tmp_path):
     assert len(groups[0]["params"]) > 0  # the adapters, at learning_rate
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert sum(len(g["params"]) for g in groups) == len(trainable)
+
+
+def test_the_bias_starts_at_the_training_splits_popularity(tiny_llm, tmp_path):
+    """The per-item bias starts at the centred log training count of RecBole's training split;
+    the failing counterpart, counts of the whole dataset, holds the held-out interactions and
+    gives another start."""
+    from recbole_instructrec.data.training_counts import target_counts
+
+    model, train = _model(tiny_llm, tmp_path, train_request_share=0)
+    counts = target_counts(train._dataset)
+    assert torch.allclose(
+        model.item_head.item_bias, item_head.popularity_prior(counts, len(counts))
+    )
+    assert model.item_head.item_bias[0] == 0
+    whole = train._dataset.inter_feat  # the split's rows: one per training target
+    everything = create_dataset(train._dataset.config).inter_feat[train._dataset.iid_field]
+    assert len(everything) > len(whole)
+    leaked = torch.bincount(torch.as_tensor(everything), minlength=len(counts))
+    assert not torch.allclose(
+        model.item_head.item_bias, item_head.popularity_prior(leaked, len(counts))
+    )

@@ -82,14 +82,20 @@ def counts_from_atomic(folder, name):
     return dict(training_counts(users, items, times))
 
 
-def items_seen_at_least(train_dataset, minimum):
-    """``(item_num,)`` bool mask: which items have at least ``minimum`` training counts in
-    RecBole's training split ``train_dataset`` (the dataset a model is built on: one row per
-    training target, so ``held_out=0``)."""
+def target_counts(train_dataset):
+    """``(item_num,)`` training counts of each item id in RecBole's training split
+    ``train_dataset`` (the dataset a model is built on: one row per training target, so
+    ``held_out=0``)."""
     feat = train_dataset.inter_feat
     counts = training_counts(
         np.asarray(feat[train_dataset.uid_field]),
         np.asarray(feat[train_dataset.iid_field]),
         held_out=0,
     )
-    return torch.tensor([counts.get(i, 0) >= minimum for i in range(train_dataset.item_num)])
+    return torch.tensor([counts.get(i, 0) for i in range(train_dataset.item_num)])
+
+
+def items_seen_at_least(train_dataset, minimum):
+    """``(item_num,)`` bool mask: which items have at least ``minimum`` training counts in
+    RecBole's training split ``train_dataset``."""
+    return target_counts(train_dataset) >= minimum

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
+from recbole_instructrec.data.training_counts import target_counts
 from recbole_instructrec.model import settings
 from recbole_instructrec.model.hybrid import HybridItemTokens
 from recbole_instructrec.model.negatives import sample_negatives
@@ -125,6 +126,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
                 self.llm_identity,
                 self.llm_cache_dir,
                 self.item_head_size,
+                target_counts(dataset),
             )
         # compact mentions read the item head's text vectors: installed after it
         self.item_tokens = self._install_item_tokens(dataset, config["seed"])

@@ -26,10 +26,15 @@ from recbole_instructrec.scoring.backbone import DEFAULT_CACHE_DIR
 
 class ItemHead(nn.Module):
     """logits = user(hidden) . (item_proj(text vector) + learned) / sqrt(size) + bias, item 0
-    masked. The per-item bias (zero at the start) learns what SASRec's output layer learns
-    first, how often an item comes next at all, without spending the dot product on it."""
+    masked.
 
-    def __init__(self, text_vectors, hidden_size, size=256):
+    The per-item bias holds how often an item comes next at all, so the dot product need not.
+    It starts at the centred log of the item's training count (``item_counts``, RecBole's
+    training split: no validation or test interaction) when given, else at zero: a learned
+    bias moves about ``item_head_learning_rate`` a step, and popularity spans several units of
+    log-odds, thousands of steps away."""
+
+    def __init__(self, text_vectors, hidden_size, size=256, item_counts=None):
         super().__init__()
         # the frozen text prior: recomputed (or read from the cache) at load, never trained
         self.register_buffer("text_vectors", text_vectors.float(), persistent=False)
@@ -37,7 +42,7 @@ class ItemHead(nn.Module):
         self.user_proj = nn.Linear(hidden_size, size)
         self.item_proj = nn.Linear(text_vectors.shape[1], size)
         self.item_learned = nn.Parameter(torch.zeros(text_vectors.shape[0], size))
-        self.item_bias = nn.Parameter(torch.zeros(text_vectors.shape[0]))
+        self.item_bias = nn.Parameter(popularity_prior(item_counts, text_vectors.shape[0]))
         self.scale = 1.0 / math.sqrt(size)
 
     def item_vectors(self):
@@ -52,6 +57,16 @@ class ItemHead(nn.Module):
         padding = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
         padding[0] = True
         return logits.masked_fill(padding, float("-inf"))
+
+
+def popularity_prior(item_counts, n_items):
+    """Centred log(1 + training count) per item (zeros without counts); item 0 stays 0."""
+    if item_counts is None:
+        return torch.zeros(n_items)
+    prior = torch.log1p(torch.as_tensor(item_counts, dtype=torch.float32))
+    prior[1:] -= prior[1:].mean()
+    prior[0] = 0.0
+    return prior
 
 
 def text_vectors(model, tokenizer, texts, identity, cache_dir=None, batch_size=64):
@@ -97,14 +112,14 @@ def _mean_states(model, tokenizer, texts, batch_size):
     return out
 
 
-def build_item_head(llm, tokenizer, texts, identity, cache_dir=None, size=256):
+def build_item_head(llm, tokenizer, texts, identity, cache_dir=None, size=256, item_counts=None):
     """An :class:`ItemHead` over ``texts`` (one per item id), its text vectors read by the
     base LM with any LoRA adapters switched off."""
     base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
     switched_off = llm.disable_adapter() if hasattr(llm, "disable_adapter") else nullcontext()
     with switched_off:
         vectors = text_vectors(base, tokenizer, texts, identity, cache_dir)
-    return ItemHead(vectors, base.config.hidden_size, size)
+    return ItemHead(vectors, base.config.hidden_size, size, item_counts)
 
 
 def plan_scores(head, scorer, plans):
