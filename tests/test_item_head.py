@@ -100,6 +100,32 @@ def test_the_loss_is_a_softmax_over_the_catalogue_at_every_position(tiny_llm, tm
     assert logits.shape[1] == model.n_items and torch.isinf(logits[:, 0]).all()
 
 
+def test_a_search_signal_weighs_as_much_as_the_sequential_ones_together(tiny_llm, tmp_path):
+    """Request rows: the loss is the sequential signals' mean plus the search signals' mean;
+    the failing counterpart, one mean over every signal, is another number."""
+    from recbole_instructrec.model.running_list_loss import _training_rows
+
+    model, _ = _model(tiny_llm, tmp_path, train_request_share=1.0, lm_loss_weight=0)
+    histories, positives = [[3, 1, 4, 5], [2, 6, 8]], [9, 7]
+    drawn = (model.template_generator.get_state(), model.request_generator.get_state())
+    loss, _ = item_head_loss(model, histories, positives)
+    model.template_generator.set_state(drawn[0])
+    model.request_generator.set_state(drawn[1])
+    _, rows = _training_rows(model, histories, positives, None)
+    assert all(row.requested for row in rows)
+    states, _, _ = model.scorer.states_before([r.ids for r in rows], [r.cuts for r in rows])
+    targets = torch.tensor([i for r in rows for i in r.items])
+    each = torch.nn.functional.cross_entropy(
+        model.item_head(torch.cat(states)), targets, reduction="none"
+    )
+    ends = torch.cumsum(torch.tensor([len(r.items) for r in rows]), 0) - 1
+    search = torch.zeros(len(each), dtype=torch.bool)
+    search[ends] = True
+    assert bool((~search).any())
+    assert torch.allclose(loss, each[~search].mean() + each[search].mean())
+    assert not torch.allclose(loss, each.mean())
+
+
 def test_text_vectors_are_cached_per_llm_and_catalogue(tiny_llm, tmp_path):
     model, _ = _model(tiny_llm, tmp_path, train_request_share=0)
     files = os.listdir(tmp_path / "item-text-vectors")

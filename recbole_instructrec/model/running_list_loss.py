@@ -58,7 +58,12 @@ def item_head_loss(model, histories, positives, users=None):
     """The item head's loss over the rows' every position, from one pass: cross-entropy over
     the whole catalogue, minus ``lm_loss_weight`` times the positives' generation log-prob
     (per token); and how many positions (training signals) that is. ``train_negatives`` plays
-    no part: the softmax already compares the positive with every item."""
+    no part: the softmax already compares the positive with every item.
+
+    With request rows the cross-entropy is the sum of each task's mean: the sequential
+    signals' and the search signals' (a request row's last position). A request row holds one
+    search signal among up to 50 sequential ones, so a mean over all signals would give the
+    request a fiftieth of the weight, and the head learns to ignore it."""
     _, rows = _training_rows(model, histories, positives, users)
     lengths = [row.lengths for row in rows] if model.lm_loss_weight else None
     states, sums, counts = model.scorer.states_before(
@@ -66,7 +71,12 @@ def item_head_loss(model, histories, positives, users=None):
     )
     logits = model.item_head(torch.cat(states))
     targets = torch.tensor([i for row in rows for i in row.items], device=logits.device)
-    loss = F.cross_entropy(logits, targets)
+    losses = F.cross_entropy(logits, targets, reduction="none")
+    search = torch.tensor(
+        [row.requested and k == len(row.items) - 1 for row in rows for k in range(len(row.items))],
+        device=logits.device,
+    )
+    loss = sum(losses[task].mean() for task in (~search, search) if bool(task.any()))
     if model.lm_loss_weight:
         generation = torch.cat([s / c.clamp(min=1) for s, c in zip(sums, counts)]).mean()
         loss = loss - model.lm_loss_weight * generation
