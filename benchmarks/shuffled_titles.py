@@ -85,6 +85,14 @@ def main(argv=None):
     parser.add_argument(
         "--model-config", action="append", default=[], help="MODEL=FILE.yaml for one row"
     )
+    parser.add_argument(
+        "--stored-row",
+        action="append",
+        default=[],
+        metavar="ROW=bench-*.json",
+        help="a row's scores from an earlier run on the same candidates (SASRec reads ids only: "
+        "the headline's SASRec row is the control's)",
+    )
     args = parser.parse_args(argv)
     command = "python benchmarks/shuffled_titles.py " + " ".join(argv or sys.argv[1:])
     sys.argv = sys.argv[:1]  # RecBole reads the command line as settings
@@ -93,7 +101,7 @@ def main(argv=None):
 
     import recbole_instructrec  # noqa: F401
     from recbole_instructrec.bench import run_benchmark
-    from recbole_instructrec.quick_start.cli import key_values, model_settings
+    from recbole_instructrec.quick_start.cli import key_values, model_settings, stored_rows
 
     source = args.source or os.path.join(
         os.path.dirname(recbole.__file__), "dataset_example", "ml-100k"
@@ -106,6 +114,7 @@ def main(argv=None):
         data_path=root,
         common_settings={**SOURCE_DATASET_SETTINGS, **key_values(args.set)},
         model_settings=model_settings(args.model_config),
+        stored_rows=stored_rows(args.stored_row),
         out_dir=args.out,
         tag=args.tag,
         command=command,

@@ -190,9 +190,7 @@ def instructrec_main(argv=None):
 
         run_benchmark(
             tasks=parse_tasks(args.tasks),
-            stored_rows=dict(
-                _split(e, "--stored-row", "ROW=bench-*.json") for e in args.stored_row
-            ),
+            stored_rows=stored_rows(args.stored_row),
             datasets=[d for d in args.datasets.split(",") if d],
             models=[m for m in args.models.split(",") if m],
             protocol=args.protocol,
@@ -299,6 +297,11 @@ def key_values(pairs):
         key: yaml.safe_load(value)
         for key, value in (_split(p, "--set", "KEY=VALUE") for p in pairs)
     }
+
+
+def stored_rows(entries):
+    """`--stored-row ROW=bench-*.json` entries as {row: result file}."""
+    return dict(_split(e, "--stored-row", "ROW=bench-*.json") for e in entries)
 
 
 def model_settings(entries):
