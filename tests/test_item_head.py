@@ -100,12 +100,15 @@ def test_the_loss_is_a_softmax_over_the_catalogue_at_every_position(tiny_llm, tm
     assert logits.shape[1] == model.n_items and torch.isinf(logits[:, 0]).all()
 
 
-def test_a_search_signal_weighs_as_much_as_the_sequential_ones_together(tiny_llm, tmp_path):
-    """Request rows: the loss is the sequential signals' mean plus the search signals' mean;
-    the failing counterpart, one mean over every signal, is another number."""
+def test_the_search_signals_weigh_as_a_task_of_their_own(tiny_llm, tmp_path):
+    """Request rows: the loss is the sequential signals' mean plus train_request_weight times
+    the search signals' mean; the failing counterpart, one mean over every signal, is another
+    number. A negative weight is refused by name."""
     from recbole_instructrec.model.running_list_loss import _training_rows
 
-    model, _ = _model(tiny_llm, tmp_path, train_request_share=1.0, lm_loss_weight=0)
+    model, _ = _model(
+        tiny_llm, tmp_path, train_request_share=1.0, lm_loss_weight=0, train_request_weight=0.5
+    )
     histories, positives = [[3, 1, 4, 5], [2, 6, 8]], [9, 7]
     drawn = (model.template_generator.get_state(), model.request_generator.get_state())
     loss, _ = item_head_loss(model, histories, positives)
@@ -122,8 +125,10 @@ def test_a_search_signal_weighs_as_much_as_the_sequential_ones_together(tiny_llm
     search = torch.zeros(len(each), dtype=torch.bool)
     search[ends] = True
     assert bool((~search).any())
-    assert torch.allclose(loss, each[~search].mean() + each[search].mean())
+    assert torch.allclose(loss, each[~search].mean() + 0.5 * each[search].mean())
     assert not torch.allclose(loss, each.mean())
+    with pytest.raises(ValueError, match="train_request_weight=-1"):
+        _model(tiny_llm, tmp_path, train_request_weight=-1)
 
 
 def test_text_vectors_are_cached_per_llm_and_catalogue(tiny_llm, tmp_path):

@@ -167,6 +167,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self.train_negative_positions = settings.negative_positions(
             config, self.running_list, self.train_negatives
         )
+        self.request_weight = settings.request_weight(config)
         self.request_templates, self.request_share = settings.request_templates(
             config, self.templates, self.running_list, categories is not None
         )

@@ -60,10 +60,10 @@ def item_head_loss(model, histories, positives, users=None):
     (per token); and how many positions (training signals) that is. ``train_negatives`` plays
     no part: the softmax already compares the positive with every item.
 
-    With request rows the cross-entropy is the sum of each task's mean: the sequential
-    signals' and the search signals' (a request row's last position). A request row holds one
-    search signal among up to 50 sequential ones, so a mean over all signals would give the
-    request a fiftieth of the weight, and the head learns to ignore it."""
+    With request rows the cross-entropy is the sequential signals' mean plus
+    ``train_request_weight`` times the search signals' mean (a request row's last position). A
+    request row holds one search signal among up to 50 sequential ones, so a mean over all
+    signals would give the request a fiftieth of the weight, and the head learns to ignore it."""
     _, rows = _training_rows(model, histories, positives, users)
     lengths = [row.lengths for row in rows] if model.lm_loss_weight else None
     states, sums, counts = model.scorer.states_before(
@@ -76,7 +76,9 @@ def item_head_loss(model, histories, positives, users=None):
         [row.requested and k == len(row.items) - 1 for row in rows for k in range(len(row.items))],
         device=logits.device,
     )
-    loss = sum(losses[task].mean() for task in (~search, search) if bool(task.any()))
+    loss = losses[~search].mean() if bool((~search).any()) else losses.new_zeros(())
+    if bool(search.any()):
+        loss = loss + model.request_weight * losses[search].mean()
     if model.lm_loss_weight:
         generation = torch.cat([s / c.clamp(min=1) for s, c in zip(sums, counts)]).mean()
         loss = loss - model.lm_loss_weight * generation

@@ -198,6 +198,18 @@ def check_item_head(running_list, eval_template):
         )
 
 
+def request_weight(config):
+    """``train_request_weight``: the item head's weight of the search signals' mean loss beside
+    the sequential signals' mean; a number of at least 0."""
+    weight = config["train_request_weight"]
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        raise ValueError(
+            f"train_request_weight={weight!r} must be a number of at least 0: the weight of the "
+            "search signals' mean loss beside the sequential signals' (1: two tasks alike)."
+        )
+    return float(weight)
+
+
 def request_templates(config, templates, running_list, has_categories):
     """``train_request_templates`` and ``train_request_share``: the search tasks mixed into
     running-list training, and the share of rows that end with one of their requests.
