@@ -146,6 +146,11 @@ TABLES = {
         "summary_by_guidance/1.0",
         STEERING,
     ),
+    "steering-item-head": (
+        "instruction-following-ml-100k-item-head.json",
+        "summary_by_guidance/0.0",
+        STEERING,
+    ),
     "ml-100k-10-epoch-baselines": ("bench-ml-100k-uni9.json", "results", BENCH_TIMED),
     "amazon-10-epoch-baselines": ("bench-amazon-games-2000u-uni9.json", "results", BENCH_TIMED),
     "ml-100k-sasrec-alone": ("bench-ml-100k-uni9-sasrec-alone.json", "results", CONVERGED),
