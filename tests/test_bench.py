@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 
 from conftest import DATASET_DIR
-from recbole_instructrec.bench import run_benchmark
+from recbole_instructrec.bench import report, run_benchmark
 from recbole_instructrec.bench.cold_items import cold_mask, popularity_buckets
 from recbole_instructrec.bench.user_sample import sample_users
 from recbole_instructrec.data.training_counts import (
@@ -284,3 +285,25 @@ def test_a_model_config_can_narrow_the_tuned_grid_and_a_bad_grid_is_named(tmp_pa
     assert grid["grid_from_model_config"] and record["settings"] == {**point, "epochs": 1}
     with pytest.raises(ValueError, match="SASRec-tuned: validation_grid must be a non-empty"):
         run_benchmark(model_settings={"SASRec-tuned": {"validation_grid": []}}, **common)
+
+
+def _machine_folders(text):
+    """The machine's own folders a result file names: the interpreter or the checkout."""
+    root = next(folder for folder, name in report._places() if name == "")
+    return [folder for folder in (sys.executable, root) if folder in text]
+
+
+def test_a_report_names_the_repositorys_files_relative_to_its_root(tmp_path):
+    root = next(folder for folder, name in report._places() if name == "")
+    scores = os.path.join(root, "benchmarks", "results", "scores", "s.jsonl.gz")
+    command = f"{sys.executable} benchmarks/x.py --out {os.path.join(root, 'benchmarks')}"
+    payload = {"run": {"command": command}, "results": [{"scores_file": scores}]}
+    report.save_report(str(tmp_path), "r", payload, [f"Command: `{command}`"], quiet=True)
+
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["results"][0]["scores_file"] == "benchmarks/results/scores/s.jsonl.gz"
+    assert written["run"]["command"] == "python benchmarks/x.py --out benchmarks"
+    assert not _machine_folders((tmp_path / "r.json").read_text())
+    assert not _machine_folders((tmp_path / "r.md").read_text())
+    # the check reads the machine's folders in the payload as given
+    assert _machine_folders(json.dumps(payload)) == [sys.executable, root]

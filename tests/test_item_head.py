@@ -151,6 +151,38 @@ def test_text_vectors_are_cached_per_llm_and_catalogue(tiny_llm, tmp_path):
     assert other.shape[0] == len(model.texts) - 1
 
 
+def _each_alone(model, texts, ignore_padding=False):
+    """Each text's mean state read on its own (``ignore_padding``: as one batch, averaged over
+    the padding too, the bug that sorting by length would hide)."""
+    decoder = model.llm.get_base_model().get_decoder()
+    ids = [model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    if ignore_padding:
+        longest = max(map(len, ids))
+        batch = torch.tensor([i + [0] * (longest - len(i)) for i in ids])
+        return decoder(input_ids=batch).last_hidden_state.mean(1)
+    return torch.stack(
+        [decoder(input_ids=torch.tensor([i])).last_hidden_state[0].mean(0) for i in ids]
+    )
+
+
+def test_text_vectors_read_in_length_batches_equal_each_text_read_alone(float64_model):
+    model = float64_model
+    texts = ["", *model.texts[1:]]
+    lengths = {len(model.tokenizer(t)["input_ids"]) for t in texts[1:]}
+    assert len(lengths) > 1  # padding happens
+    with torch.no_grad(), model.llm.disable_adapter():
+        batched = item_head._mean_states(model.llm.get_base_model(), model.tokenizer, texts, 64)
+        alone = _each_alone(model, texts[1:]).float()
+        padded = _each_alone(model, texts[1:], ignore_padding=True).float()
+
+    def standardised(vectors):
+        return (vectors - vectors.mean(0)) / vectors.std(0).clamp(min=1e-6)
+
+    assert batched[0].abs().sum() == 0
+    assert torch.allclose(batched[1:], standardised(alone), atol=1e-4)
+    assert not torch.allclose(batched[1:], standardised(padded), atol=1e-4)
+
+
 def test_the_item_head_needs_the_running_list(tiny_llm, tmp_path):
     with pytest.raises(ValueError, match="score_head=items.*seq-match-1"):
         _model(tiny_llm, tmp_path, eval_template="seq-match-1")
@@ -275,3 +307,46 @@ def test_the_bias_starts_at_the_training_splits_popularity(tiny_llm, tmp_path):
     assert not torch.allclose(
         model.item_head.item_bias, item_head.popularity_prior(leaked, len(counts))
     )
+
+
+def test_category_index_holds_each_items_categories():
+    index, vocabulary = item_head.category_index([[], ["Horror"], ["Drama", "Horror"]])
+    assert vocabulary == ["Drama", "Horror"]
+    assert index.tolist() == [[0, 0], [2, 0], [1, 2]]
+
+
+def test_items_of_a_category_share_its_learned_vector(tiny_llm, tmp_path):
+    """Category vectors start at zero (the item vectors are the head's without them); a step
+    on one category moves every item of it and no other item."""
+    plain, _ = _model(tiny_llm, tmp_path, train_request_share=0)
+    model, _ = _model(tiny_llm, tmp_path, train_request_share=0, item_head_categories=True)
+    head = model.item_head
+    with torch.no_grad():
+        assert torch.equal(head.item_vectors(), plain.item_head.item_vectors())
+        horror = head.categories.index("Horror") + 1
+        head.category_vectors.weight[horror] = 1.0
+        moved = (head.item_vectors() - plain.item_head.item_vectors()).abs().sum(1) > 0
+    expected = torch.tensor(["Horror" in words for words in model.intentions.categories])
+    assert bool(expected.any()) and not bool(expected.all())
+    assert torch.equal(moved, expected)
+    # the failing counterpart: an index one category off moves other items
+    shifted = head.category_index.roll(1, dims=0)
+    off = head.category_vectors(shifted).abs().sum((1, 2)) > 0
+    assert not torch.equal(off, expected)
+    assert {id(p) for p in head.category_vectors.parameters()} <= {
+        id(p) for p in model.parameter_groups()[1]["params"]
+    }
+
+
+def test_category_vectors_need_the_item_head_and_categories(tiny_llm, tmp_path):
+    with pytest.raises(ValueError, match="item_head_categories=True.*score_head: items"):
+        _model(tiny_llm, tmp_path, score_head="likelihood", item_head_categories=True)
+    with pytest.raises(ValueError, match="item_head_categories=True needs item categories"):
+        _model(
+            tiny_llm,
+            tmp_path,
+            item_head_categories=True,
+            load_col={"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "title"]},
+        )
+    with pytest.raises(ValueError, match="item_head_categories='yes' must be True or False"):
+        _model(tiny_llm, tmp_path, item_head_categories="yes")

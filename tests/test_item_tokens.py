@@ -218,9 +218,33 @@ def test_learned_item_table_trains_jointly(tmp_path, tiny_llm):
 
 
 def test_curriculum_moves_from_text_to_hybrid(tmp_path, tiny_llm):
-    model, _ = _model(tmp_path, tiny_llm, item_id_tokens=True, item_token_curriculum_steps=4)
+    model, _ = _model(
+        tmp_path,
+        tiny_llm,
+        item_id_tokens=True,
+        item_token_curriculum_steps=4,
+        eval_template="seq-match-1",  # the curriculum moves the instruction layout's prompts
+    )
     shares = [sum(model._curriculum(200)) / 200 for _ in range(6)]
     assert shares[0] < 0.4 and 0.35 < shares[1] < 0.65 and shares[3:] == [1.0, 1.0, 1.0]
+
+
+def test_a_setting_the_layout_never_reads_is_refused(tmp_path, tiny_llm):
+    """The running list never reads the curriculum; the instruction layout does (the failing
+    counterpart: the same setting where it is read builds)."""
+    with pytest.raises(ValueError, match="item_token_curriculum_steps=4 is read only by the"):
+        _model(tmp_path, tiny_llm, item_id_tokens=True, item_token_curriculum_steps=4)
+    _model(
+        tmp_path,
+        tiny_llm,
+        item_id_tokens=True,
+        item_token_curriculum_steps=4,
+        eval_template="seq-match-1",
+    )
+    with pytest.raises(ValueError, match="ranking_temperature=0.5 is read only by the likeli"):
+        _model(tmp_path, tiny_llm, score_head="items", ranking_temperature=0.5)
+    with pytest.raises(ValueError, match="train_request_weight=0.5 is read only by the item"):
+        _model(tmp_path, tiny_llm, train_request_weight=0.5)
 
 
 def test_collab_vocabulary_mismatch_is_a_clear_error(tmp_path, tiny_llm):

@@ -4,6 +4,7 @@ for a benchmark run its table, paired comparisons, cold-item slice and chart."""
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -33,7 +34,10 @@ def provenance_lines(info, extra=""):
 
 
 def save_report(out_dir, stem, payload, lines, quiet=False):
-    """``stem``.json (``payload``) and ``stem``.md (``lines``) under ``out_dir``."""
+    """``stem``.json (``payload``) and ``stem``.md (``lines``) under ``out_dir``, every path in
+    them written as :func:`portable` writes it."""
+    places = _places()
+    payload, lines = portable(payload, places), portable(list(lines), places)
     write_text_atomic(os.path.join(out_dir, f"{stem}.json"), json.dumps(payload, indent=2))
     text = "\n".join(lines) + "\n"
     write_text_atomic(os.path.join(out_dir, f"{stem}.md"), text)
@@ -42,18 +46,48 @@ def save_report(out_dir, stem, payload, lines, quiet=False):
     return text
 
 
+def portable(value, places):
+    """``value`` (any JSON value) with each absolute path of ``places`` ((folder, what it reads
+    as), the innermost first) rewritten: a result names the repository's files relative to its
+    root, so that it reads the same on any checkout and records nothing of the machine's
+    folders."""
+    if isinstance(value, str):
+        for folder, name in places:
+            value = value.replace(folder + os.sep, name + os.sep if name else "")
+            value = re.sub(re.escape(folder) + r"(?![\w.-])", name or ".", value)
+        return value
+    if isinstance(value, list):
+        return [portable(v, places) for v in value]
+    if isinstance(value, dict):
+        return {k: portable(v, places) for k, v in value.items()}
+    return value
+
+
+def _places():
+    """The interpreter, its site-packages, the repository and the folder above it (where the
+    shared datasets lie), as :func:`portable` rewrites them."""
+    root = _git("rev-parse", "--show-toplevel") or os.getcwd()
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    places = [(sys.executable, "python")]
+    if package_parent != root:  # an installed copy, not the checkout itself
+        places.append((package_parent, "site-packages"))
+    places += [(root, ""), (os.path.dirname(root), "..")]
+    return [(folder, name) for folder, name in places if len(folder) > 1]
+
+
+def _git(*args):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def run_info(command):
     """Command, commit (and whether the tree was dirty) and machine of a measurement."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-    def git(*args):
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
+    git = _git
     cpu = ""
     try:
         with open("/proc/cpuinfo") as f:

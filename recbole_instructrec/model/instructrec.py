@@ -118,6 +118,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
             self.texts = with_categories(self.texts, categories, "item_text_categories")
         self._capped_texts = cap_item_texts(self.tokenizer, self.texts, self.max_item_tokens)
         self.item_head = None
+        head_categories = settings.head_categories(config, self.score_head, categories)
         if self.score_head == "items":
             self.item_head = build_item_head(
                 self.llm,
@@ -127,6 +128,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
                 self.llm_cache_dir,
                 self.item_head_size,
                 target_counts(dataset),
+                categories if head_categories else None,
             )
         # compact mentions read the item head's text vectors: installed after it
         self.item_tokens = self._install_item_tokens(dataset, config["seed"])
@@ -175,6 +177,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
             self._builder(t)
         if self.item_head is not None:
             settings.check_item_head(self.running_list, self.eval_template)
+        settings.check_read(config, self.running_list, self.score_head, config.internal_config_dict)
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
         self.request_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 2)
         self._loss_calls = 0  # training batches seen: the item-token curriculum's clock

@@ -268,6 +268,60 @@ def text_categories(config, categories):
     return value
 
 
+def head_categories(config, score_head, categories):
+    """``item_head_categories``: True adds each item's category vectors to its item head
+    vector; it needs the item head and a dataset with item categories."""
+    value = config["item_head_categories"]
+    if not isinstance(value, bool):
+        raise ValueError(f"item_head_categories={value!r} must be True or False.")
+    if value and score_head != "items":
+        raise ValueError(
+            f"item_head_categories=True adds category vectors to the item head's item vectors, "
+            f"and score_head={score_head!r} has none. Use score_head: items, or "
+            "item_head_categories: False."
+        )
+    if value and categories is None:
+        raise ValueError(
+            "item_head_categories=True needs item categories, and this dataset has no "
+            "category field. Name one with item_category_field (and load it with load_col), "
+            "or set item_head_categories: False."
+        )
+    return value
+
+
+# Settings that only one layout or head reads: (who reads it, given (running_list, score_head)).
+READ_ONLY_BY = {
+    "item_token_curriculum_steps": (
+        "the instruction layout (it moves prompts from text-only to hybrid)",
+        lambda running_list, head: not running_list,
+    ),
+    "ranking_temperature": (
+        "the likelihood head's listwise loss",
+        lambda running_list, head: head == "likelihood",
+    ),
+    "score_normalization": (
+        "the likelihood head (a candidate's text log-likelihood)",
+        lambda running_list, head: head == "likelihood",
+    ),
+    "train_request_weight": ("the item head's loss", lambda running_list, head: head == "items"),
+    "item_head_size": ("the item head", lambda running_list, head: head == "items"),
+    "item_head_learning_rate": ("the item head", lambda running_list, head: head == "items"),
+}
+
+
+def check_read(config, running_list, score_head, defaults):
+    """A setting moved from its default (``defaults``: properties/InstructRec.yaml) that the
+    chosen layout and head never read is refused: it would change nothing, silently."""
+    for key, (reader, reads) in READ_ONLY_BY.items():
+        if config[key] != defaults.get(key) and not reads(running_list, score_head):
+            layout = "running list" if running_list else "instruction layout"
+            raise ValueError(
+                f"{key}={config[key]!r} is read only by {reader}, and this run trains the "
+                f"{layout} with score_head={score_head}: it would change nothing. Drop it, or "
+                "choose the layout or head that reads it."
+            )
+
+
 def fusion_weight(config):
     weight = config["fusion_weight"]
     if weight is None:

@@ -52,6 +52,7 @@ CARRIED = (
     "item_text_categories",
     "score_head",
     "item_head_size",
+    "item_head_categories",
     "item_mentions",
     "instruction_templates",
     "eval_template",
