@@ -31,9 +31,10 @@ Variants:
 * ``...-negatives-at-2-positions``, ``...-at-1-position``: ``train_negative_positions``: the
   negatives (and the listwise term) at 2 or 1 random positions of a row, the generation loss at
   every position; "negatives/signal" is then the measured mean;
-* ``running-list-item-head``, ``...-compact``: ``score_head: items``: a softmax over the
-  catalogue at every position, no negative segments; with the default item text, and with
-  ``item_mentions: compact`` and ``max_history_items: 50`` (one position an item);
+* ``running-list-item-head``, ``...-compact``, ``...-both``: ``score_head: items``: a softmax
+  over the catalogue at every position, no negative segments; with the default item text, with
+  ``item_mentions: compact`` and ``max_history_items: 50`` (one position an item), and with
+  ``item_mentions: both`` (that position, then the item's text);
 * ``...-generation-only``: ``train_negatives: 0`` with bf16 autocast and no LoRA dropout: the
   positive's generation loss alone (the paper's objective), no negative segments: the default
   main job's settings otherwise; ``per-prefix-generation-only`` is the same objective with one
@@ -125,6 +126,13 @@ VARIANTS = {
         "item_mentions": "compact",
         "max_history_items": 50,
         "lm_loss_weight": 0,
+    },
+    # both: the compact position, then the item's text (the title mentions' window)
+    "running-list-item-head-both": {
+        "eval_template": "seq-list",
+        **_FAST,
+        "score_head": "items",
+        "item_mentions": "both",
     },
 }
 

@@ -190,7 +190,7 @@ def test_the_item_head_needs_the_running_list(tiny_llm, tmp_path):
         _model(tiny_llm, tmp_path, score_head="vectors")
 
 
-@pytest.mark.parametrize("mentions", ["text", "compact"])
+@pytest.mark.parametrize("mentions", ["text", "compact", "both"])
 def test_run_recbole_trains_the_item_head_and_ranks_everything(tmp_path, tiny_llm, mentions):
     from recbole_instructrec.quick_start.recommend import Recommender
 
@@ -274,6 +274,34 @@ def test_a_compact_mention_is_the_items_projected_text_vector(compact_model):
 def test_compact_mentions_need_the_item_head(tiny_llm, tmp_path):
     with pytest.raises(ValueError, match="item_mentions=compact.*score_head: items"):
         _model(tiny_llm, tmp_path, score_head="likelihood", item_mentions="compact")
+    with pytest.raises(ValueError, match="item_mentions=both.*score_head: items"):
+        _model(tiny_llm, tmp_path, score_head="likelihood", item_mentions="both")
+
+
+def test_a_both_mention_is_the_item_token_then_its_text(tiny_llm, tmp_path):
+    """Each item is its token (the compact input) followed by its text, and every training
+    position reads the state evaluation reads; the failing counterpart, a text mention, has no
+    item token and reads another state."""
+    model, _ = _model(tiny_llm, tmp_path, train_request_share=0, item_mentions="both")
+    text, _ = _model(tiny_llm, tmp_path, train_request_share=0)
+    model.double().eval()
+    text.double().eval()
+    window = [3, 1, 4]
+    row, states = _row_states(model, window)
+    first = model.item_tokens.first_item_token
+    pieces = [model.prompts.piece(i) for i in window]
+    assert [p[0] for p in pieces] == [first + i for i in window]
+    assert [p[1:] for p in pieces] == [text.prompts.piece(i) for i in window]
+    assert row.ids[len(model.prompts.header) :] == [t for p in pieces for t in p]
+    with torch.no_grad():
+        trained = model.item_head(states)
+        for k, history in enumerate(row.histories):
+            scores, _, _ = model._score_plans(
+                [model.prompts.plan(history, list(range(1, model.n_items)))], model.scorer
+            )[0]
+            assert torch.allclose(scores, trained[k, 1:], atol=1e-10)
+        _, text_states = _row_states(text, window)
+        assert not torch.allclose(text_states[-1], states[-1])
 
 
 def test_the_item_head_trains_at_its_own_learning_rate(tiny_llm, tmp_path):

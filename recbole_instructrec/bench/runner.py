@@ -61,6 +61,7 @@ VARIANTS = {
     "InstructRec-LoRA": ("InstructRec", {}),
     "InstructRec-ItemHead": ("InstructRec", {"score_head": "items"}),
     "InstructRec-ItemHead-compact": ("InstructRec", _COMPACT_ITEM_HEAD),
+    "InstructRec-ItemHead-both": ("InstructRec", {"score_head": "items", "item_mentions": "both"}),
     "InstructRec-LoRA-prefix": ("InstructRec", _PER_PREFIX),
     "InstructRec-Hybrid": ("InstructRec", _SASREC_ITEM_TOKENS),
     "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),

@@ -39,7 +39,7 @@ class HybridItemTokens:
             )
 
     def _install_item_tokens(self, dataset, seed):
-        compact = self.item_mentions == "compact"
+        compact = self.item_mentions in ("compact", "both")  # tokens from the text vectors
         if not self.item_id_tokens and not compact:
             return None
         if compact and not self.item_id_tokens:

@@ -130,7 +130,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
                 target_counts(dataset),
                 categories if head_categories else None,
             )
-        # compact mentions read the item head's text vectors: installed after it
+        # compact (and both) mentions read the item head's text vectors: installed after it
         self.item_tokens = self._install_item_tokens(dataset, config["seed"])
         settings.check_context(backbone.model.config, self.max_prompt_tokens, self.max_item_tokens)
         self.intentions = IntentionSource(

@@ -174,16 +174,17 @@ DEFAULT_REQUEST_SHARE = 0.5
 # likelihood: a candidate's score is the LM's log-likelihood of its text (the paper's);
 # items: the item head's logit (recbole_instructrec.scoring.item_head)
 SCORE_HEADS = {"likelihood": "likelihood", "items": "items"}
-ITEM_MENTIONS = {"text": "text", "compact": "compact"}
+ITEM_MENTIONS = {"text": "text", "compact": "compact", "both": "both"}
 
 
 def check_item_mentions(item_mentions, score_head):
-    """A compact mention has no text to score as a continuation: only the item head reads it."""
-    if item_mentions == "compact" and score_head != "items":
+    """Compact mentions (and both: the item head's item token before the text) read the item
+    head's text vectors: only the item head has them."""
+    if item_mentions in ("compact", "both") and score_head != "items":
         raise ValueError(
-            f"item_mentions=compact writes each item as one input position with no text, and "
-            f"score_head={score_head!r} scores a candidate by its text's likelihood. Use "
-            "score_head: items with compact mentions, or item_mentions: text."
+            f"item_mentions={item_mentions} writes each item's token from the item head's text "
+            f"vectors, and score_head={score_head!r} has none. Use score_head: items with "
+            f"item_mentions: {item_mentions}, or item_mentions: text."
         )
 
 
