@@ -97,6 +97,10 @@ def test_benchmark_uses_identical_candidates_and_writes_results(tmp_path, tiny_l
     assert convergence["stop_reason"] in ("early stopping", "epoch limit", "time limit")
     assert convergence["epochs_run"] == len(convergence["curve"]) >= 1
     assert "epoch limit, best epoch 0 of 1, 0 without gain (not converged)" in report
+    # A trained InstructRec row keeps its validation curve too, its epochs named a budget.
+    lora = next(r for r in records if r["model"] == "InstructRec-LoRA")["convergence"]
+    assert lora["epochs_run"] == 1 and "valid_score" in lora["curve"][0]
+    assert "a budget of 1 epoch, best epoch 0" in report
     # Every row is set against SASRec with a paired interval and a p-value.
     paired = payload["paired"]["tiny (uni9)"]
     assert paired["references"]["SASRec"] == "SASRec"

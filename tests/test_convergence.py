@@ -44,6 +44,9 @@ def test_a_capped_or_timed_out_run_says_so(tmp_path):
     # The first epoch always runs, so a best checkpoint exists to load.
     assert record["stop_reason"] == "time limit" and record["epochs_run"] == 1
     assert "not converged" in comparison.training_summary({"convergence": record})
+    # an InstructRec row's epochs are its budget, and its summary says so
+    budget = comparison.training_summary({"convergence": record, "model": "InstructRec"})
+    assert budget == "a budget of 1 epoch, best epoch 0"
     # The trainer is left with its own methods.
     assert "_train_epoch" not in vars(trainer)
 

@@ -147,6 +147,13 @@ def training_summary(row):
         )
         if convergence["stop_reason"] == "early stopping":
             return text
+        if row.get("recbole_model", row.get("model")) == "InstructRec":
+            # a training budget, not a baseline that should have run to convergence
+            epochs = convergence["epochs_run"]
+            return (
+                f"a budget of {epochs} epoch{'s' * (epochs != 1)}, "
+                f"best epoch {convergence['best_epoch']}"
+            )
         # How far it was from stopping by itself: RecBole stops after stopping_step + 1
         # evaluations without gain.
         since_best = convergence["epochs_run"] - 1 - convergence["best_epoch"]

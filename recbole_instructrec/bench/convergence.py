@@ -18,7 +18,7 @@ class _TimeLimitReached(Exception):
     pass
 
 
-def fit_to_convergence(trainer, train_data, valid_data, time_limit_s=None):
+def fit_to_convergence(trainer, train_data, valid_data, time_limit_s=None, show_progress=False):
     """``trainer.fit`` with its checkpoint saved at the best validation epoch; returns the
     convergence record: the validation curve, epochs run, best epoch and why it stopped."""
     curve = []
@@ -45,7 +45,7 @@ def fit_to_convergence(trainer, train_data, valid_data, time_limit_s=None):
     trainer._train_epoch, trainer._valid_epoch = watched_train_epoch, watched_valid_epoch
     stop_reason = None
     try:
-        trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+        trainer.fit(train_data, valid_data, saved=True, show_progress=show_progress)
     except _TimeLimitReached:
         stop_reason = TIME_LIMIT
     finally:

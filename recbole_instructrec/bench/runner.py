@@ -476,17 +476,18 @@ def _train_row(name, model_name, dataset, settings):
     if trained:
         trainer.saved_model_file = str(trained)
         _load_best(trainer, model)
-    elif config["epochs"] > 0 and model_name != "InstructRec":
+    elif config["epochs"] > 0:
+        # InstructRec rows too: their validation curve is recorded, and a validation grid
+        # chooses among their points by it
         limit = None if time_limit is None else 60 * float(time_limit)
-        convergence = fit_to_convergence(trainer, train, valid, limit)
+        convergence = fit_to_convergence(
+            trainer, train, valid, limit, show_progress=model_name == "InstructRec"
+        )
         _log(
             f"  {name}: {convergence['stop_reason']} after {convergence['epochs_run']} epochs, "
             f"best epoch {convergence['best_epoch']} ({convergence['valid_metric']} "
             f"{convergence['best_valid_score']})"
         )
-        _load_best(trainer, model)
-    elif config["epochs"] > 0:
-        trainer.fit(train, valid, saved=True, show_progress=True)
         _load_best(trainer, model)
     return config, model, trainer, loaders, test_dataset, convergence
 
