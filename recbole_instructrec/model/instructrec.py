@@ -17,7 +17,8 @@ Beside this file: :mod:`.settings` reads and checks the settings, :mod:`.hybrid`
 tokens (``item_id_tokens``, after LLaRA: Liao et al., "LLaRA: Large Language-Recommendation
 Assistant", SIGIR 2024), :mod:`.score_fusion` fuses the scores with a saved RecBole model's
 (``fusion_model``), :mod:`.two_stage` re-ranks a saved RecBole model's top K for full ranking
-(``candidate_model``), and :mod:`.running_list_loss` trains the running-list layout.
+(``candidate_model``), :mod:`.running_list_loss` builds the running-list layout's training
+rows, and :mod:`.losses` holds the losses both layouts share.
 ``score_head: items`` scores the whole catalogue from one hidden state instead
 (:mod:`..scoring.item_head`).
 """
@@ -25,13 +26,13 @@ Assistant", SIGIR 2024), :mod:`.score_fusion` fuses the scores with a saved RecB
 import copy
 
 import torch
-import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_instructrec.data.training_counts import target_counts
 from recbole_instructrec.model import settings
 from recbole_instructrec.model.hybrid import HybridItemTokens
+from recbole_instructrec.model.losses import listwise_loss, positive_logprob
 from recbole_instructrec.model.negatives import sample_negatives
 from recbole_instructrec.model.running_list_loss import item_head_loss, running_list_loss
 from recbole_instructrec.model.score_fusion import ScoreFusion
@@ -218,22 +219,15 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         ]
         scored = self._score_plans(plans, self.scorer)
         if self.generation_only:
-            return -torch.stack([sums[0] / counts[0] for _, sums, counts in scored]).mean()
-        scores = torch.stack([s for s, _, _ in scored])
+            return -positive_logprob([s for _, s, _ in scored], [c for _, _, c in scored])
         # Listwise: the positive (column 0) must out-score the sampled negatives, whatever the
         # task form. For matching (T2) a generation term also keeps the LM able to write the
         # positive's title, the paper's seq2seq objective.
-        target = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
-        loss = F.cross_entropy(scores / self.ranking_temperature, target)
-        matching = [
-            sums[0] / counts[0]
-            for (_, sums, counts), k in zip(scored, picks)
-            if self.train_templates[k].task_form == "T2"
-        ]
+        loss = listwise_loss(torch.stack([s for s, _, _ in scored]), self.ranking_temperature)
+        matching = [x for x, k in zip(scored, picks) if self.train_templates[k].task_form == "T2"]
         if matching and self.lm_loss_weight:
-            loss = loss - self.lm_loss_weight * torch.stack(matching).mean() * (
-                len(matching) / len(picks)
-            )
+            generation = positive_logprob([s for _, s, _ in matching], [c for _, _, c in matching])
+            loss = loss - self.lm_loss_weight * generation * (len(matching) / len(picks))
         return loss
 
     def predict(self, interaction):

@@ -23,8 +23,8 @@ the item that matches what was asked.
 """
 
 import torch
-import torch.nn.functional as F
 
+from recbole_instructrec.model.losses import catalogue_loss, listwise_loss, positive_logprob
 from recbole_instructrec.prompts import intentions
 
 
@@ -38,17 +38,13 @@ def running_list_loss(model, histories, positives, users=None):
     ]
     scored = model.scorer.score_running_lists(rows, negatives)
     signals = len(scored.logprob_sums)
-    generation = torch.stack(
-        [s[0] / c[0].clamp(min=1) for s, c in zip(scored.logprob_sums, scored.token_counts)]
-    ).mean()
+    generation = positive_logprob(scored.logprob_sums, scored.token_counts)
     if model.generation_only:  # train_negatives: 0, the paper's objective
         return -generation, signals
     ranked = [i for i, s in enumerate(scored.logprob_sums) if len(s) > 1]
     sums = torch.stack([scored.logprob_sums[i] for i in ranked])
     counts = torch.stack([scored.token_counts[i] for i in ranked])
-    scores = builder._normalized(sums, counts)
-    target = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
-    loss = F.cross_entropy(scores / model.ranking_temperature, target)
+    loss = listwise_loss(builder._normalized(sums, counts), model.ranking_temperature)
     if model.lm_loss_weight:
         loss = loss - model.lm_loss_weight * generation
     return loss, signals
@@ -58,12 +54,8 @@ def item_head_loss(model, histories, positives, users=None):
     """The item head's loss over the rows' every position, from one pass: cross-entropy over
     the whole catalogue, minus ``lm_loss_weight`` times the positives' generation log-prob
     (per token); and how many positions (training signals) that is. ``train_negatives`` plays
-    no part: the softmax already compares the positive with every item.
-
-    With request rows the cross-entropy is the sequential signals' mean plus
-    ``train_request_weight`` times the search signals' mean (a request row's last position). A
-    request row holds one search signal among up to 50 sequential ones, so a mean over all
-    signals would give the request a fiftieth of the weight, and the head learns to ignore it."""
+    no part: the softmax already compares the positive with every item. A request row's last
+    position is a search signal, weighed by ``train_request_weight`` (:func:`catalogue_loss`)."""
     _, rows = _training_rows(model, histories, positives, users)
     lengths = [row.lengths for row in rows] if model.lm_loss_weight else None
     states, sums, counts = model.scorer.states_before(
@@ -71,14 +63,11 @@ def item_head_loss(model, histories, positives, users=None):
     )
     logits = model.item_head(torch.cat(states))
     targets = torch.tensor([i for row in rows for i in row.items], device=logits.device)
-    losses = F.cross_entropy(logits, targets, reduction="none")
     search = torch.tensor(
         [row.requested and k == len(row.items) - 1 for row in rows for k in range(len(row.items))],
         device=logits.device,
     )
-    loss = losses[~search].mean() if bool((~search).any()) else losses.new_zeros(())
-    if bool(search.any()):
-        loss = loss + model.request_weight * losses[search].mean()
+    loss = catalogue_loss(logits, targets, search, model.request_weight)
     if model.lm_loss_weight:
         generation = torch.cat([s / c.clamp(min=1) for s, c in zip(sums, counts)]).mean()
         loss = loss - model.lm_loss_weight * generation
