@@ -127,6 +127,16 @@ def test_a_trained_checkpoint_is_enough_to_recommend(tmp_path, tiny_llm):
     assert recommender.dataset.dataset_name == "tiny"
     result = recommender.recommend(user="u1", top_k=3)
     assert len(result.items) == 3
+    # eval_template: ~ resolved in training is kept as the checkpoint's own field; RecBole's
+    # saved config keeps what the user gave, and the recommender reads the field
+    from recbole_instructrec.trainer import checkpoint
+
+    meta = checkpoint.read_checkpoint(str(saved / best))[0]["meta"]
+    assert meta["config"]["eval_template"] is None
+    assert meta["resolved_settings"] == {"eval_template": "seq-list"}
+    assert recommender.model.eval_template == "seq-list"
+    checkpoint.record_meta(str(saved / best), resolved_settings={"eval_template": "seq-match-1"})
+    assert Recommender("tiny", str(saved / best)).model.eval_template == "seq-match-1"
 
 
 def test_a_checkpoint_keeps_the_item_text_it_was_trained_with(tmp_path, tiny_llm):

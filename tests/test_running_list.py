@@ -169,13 +169,16 @@ def test_an_unset_eval_template_is_the_running_list_where_it_can_train(
     request, llm, settings, expected
 ):
     """``eval_template: ~``: the running list for a causal LM with its own templates, the
-    paper's one prompt per prefix otherwise; the config then names what was used, so that a
-    checkpoint's saved settings rebuild the same prompts."""
+    paper's one prompt per prefix otherwise; the model names what was used (a checkpoint keeps
+    it as its own field), and RecBole's config keeps what the user gave."""
+    given = settings.get("eval_template")
     settings = {"eval_template": None, **settings}
     model, train = _model(request.getfixturevalue(llm), **settings)
     assert model.prompts.template.id == expected
     assert model.running_list == (expected == "seq-list")
-    assert train.config["eval_template"] == model.eval_template
+    assert model.resolved_settings() == {"eval_template": model.eval_template}
+    assert model.eval_template in (expected, "seq-match-1")  # with task_form: its template
+    assert train.config["eval_template"] == given
 
 
 @pytest.mark.parametrize("template", ["seq-list", "seq-match-1"])

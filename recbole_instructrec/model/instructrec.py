@@ -142,9 +142,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self.eval_template = settings.eval_template_id(
             config, self.templates, self.is_encoder_decoder
         )
-        # what ~ resolved to goes into the config, so the log and a checkpoint's saved config
-        # (read back by instructrec recommend and serve) name the template that was trained
-        config["eval_template"] = self.eval_template
+        self.logger.info(f"eval_template: {self.eval_template}")
         template = settings.eval_template(self.templates, self.eval_template, self.task_form)
         self._builder_settings = dict(
             is_encoder_decoder=self.is_encoder_decoder,
@@ -378,6 +376,12 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         if head:
             groups.append({"params": head, "lr": float(self.item_head_learning_rate)})
         return groups
+
+    def resolved_settings(self):
+        """What the settings left to ``~`` resolved to, which a checkpoint keeps as its own
+        field (RecBole's config keeps what the user gave): ``instructrec recommend`` and
+        ``serve`` rebuild the prompts that were trained."""
+        return {"eval_template": self.eval_template}
 
     def checkpoint_identity(self):
         """What a checkpoint must match to be loaded into this model."""

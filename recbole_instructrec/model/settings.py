@@ -1,4 +1,5 @@
 """InstructRec's settings, read and checked: every check names the setting and how to fix it.
+What each setting is (its type, default and help) is declared in :mod:`.setting_declarations`.
 
 The model (:mod:`.instructrec`) reads ``config[...]`` in its ``__init__`` through these; they
 run before anything expensive, so a wrong setting stops a run at start, not mid-training.

@@ -112,6 +112,9 @@ class Recommender:
             header, tensors = ckpt.read_checkpoint(checkpoint)
             stored = header["meta"].get("config", {})
             settings.update({k: stored[k] for k in CARRIED if k in stored})
+            # what ~ resolved to in training (kept apart from RecBole's config)
+            resolved = header["meta"].get("resolved_settings", {})
+            settings.update({k: v for k, v in resolved.items() if settings.get(k) is None})
             dataset = stored.get("dataset", dataset)
             fitted_weight = header["meta"].get("fusion_weight")
             # RecBole's final config holds data_path joined with the dataset name.

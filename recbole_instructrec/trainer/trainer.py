@@ -176,6 +176,7 @@ class InstructRecTrainer(Trainer):
             best_valid_score=float(self.best_valid_score),
             best_file=os.path.abspath(self.saved_model_file),
             config={k: jsonable(v) for k, v in self.config.final_config_dict.items()},
+            resolved_settings=self._model.resolved_settings(),
         )
         ckpt.save_checkpoint(path, self.model, meta, self.optimizer, self._rng_states())
         if verbose:
