@@ -85,7 +85,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self.gradient_checkpointing = bool(config["gradient_checkpointing"])
         self.score_head = settings.setting_choice(config, "score_head", settings.SCORE_HEADS)
         self.item_head_size = settings.int_setting(config, "item_head_size", 1)
-        self.item_head_learning_rate = config["item_head_learning_rate"]
+        self.item_head_learning_rate = settings.positive_number(config, "item_head_learning_rate")
         self.item_mentions = settings.setting_choice(
             config, "item_mentions", settings.ITEM_MENTIONS
         )

@@ -200,6 +200,14 @@ def check_item_head(running_list, eval_template):
         )
 
 
+def positive_number(config, key):
+    """``config[key]`` as a float above 0 (a learning rate)."""
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{key}={value!r} must be a number above 0, e.g. 0.001.")
+    return float(value)
+
+
 def request_weight(config):
     """``train_request_weight``: the item head's weight of the search signals' mean loss beside
     the sequential signals' mean; a number of at least 0."""
