@@ -17,8 +17,6 @@ import time
 import torch
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import recbole_instructrec  # noqa: E402,F401  (registers the plugin and its shims)
 from recbole_instructrec.bench import runner  # noqa: E402
 from recbole_instructrec.bench.report import provenance_lines, run_info, save_report  # noqa: E402

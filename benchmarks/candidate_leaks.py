@@ -29,7 +29,6 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from recbole_instructrec.bench import comparison  # noqa: E402
 from recbole_instructrec.bench.candidate_leaks import (  # noqa: E402

@@ -21,7 +21,6 @@ from operator import itemgetter
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from recbole_instructrec.bench.cold_items import (  # noqa: E402
     COLD_MAX_TRAIN_INTERACTIONS,

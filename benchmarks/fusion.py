@@ -24,13 +24,10 @@ also given on the cold slice.
 
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
 import torch
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recbole_instructrec.bench.cold_items import (  # noqa: E402
     COLD_MAX_TRAIN_INTERACTIONS,

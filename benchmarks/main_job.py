@@ -22,7 +22,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 COMMAND = ["run_recbole", "--model=InstructRec", "--dataset=ml-100k"]
 

@@ -37,7 +37,6 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 LLM_ON_GPU = {
     "eval_template": "seq-list",

@@ -38,7 +38,6 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 INSTRUCTIONS = [
     "something scary for tonight",
@@ -162,7 +161,7 @@ class Server:
         for pair in args.set:
             self.command += ["--set", pair]
         self.log, self.timeout = log, args.start_timeout
-        self.env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.env = dict(os.environ)
         if args.server_threads:
             self.env["OMP_NUM_THREADS"] = str(args.server_threads)
 

@@ -31,7 +31,6 @@ import shutil
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 DEFAULT_MODELS = (
     "SASRec,InstructRec-zeroshot,InstructRec-LoRA-prefix,InstructRec-LoRA,InstructRec-Hybrid,"

@@ -26,7 +26,6 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 # (layout variant, mention variant) -> settings. "title only" drops the release year, which
 # SmolLM2 writes digit by digit (" (", "1", "9", "9", "5", ")").

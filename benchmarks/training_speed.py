@@ -53,7 +53,6 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 # Item mentions without the release year, which SmolLM2 writes digit by digit: about half the
 # tokens of a mention (benchmarks/results/signal_tokens.md).

@@ -311,3 +311,22 @@ def test_a_report_names_the_repositorys_files_relative_to_its_root(tmp_path):
     assert not _machine_folders((tmp_path / "r.md").read_text())
     # the check reads the machine's folders in the payload as given
     assert _machine_folders(json.dumps(payload)) == [sys.executable, root]
+
+
+def test_a_result_says_when_the_installed_package_is_not_the_checkout(tmp_path):
+    """A stale install runs other code than the commit a result records: run_info says so."""
+    import shutil
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(report.__file__)))
+    properties = os.path.join(os.path.dirname(package), "properties")
+    if not os.path.isdir(properties):  # an installed copy keeps them inside the package
+        properties = os.path.join(package, "properties")
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(package, tmp_path / "recbole_instructrec", ignore=ignore)
+    shutil.copytree(properties, tmp_path / "properties", ignore=ignore)
+    shutil.rmtree(tmp_path / "recbole_instructrec" / "properties", ignore_errors=True)
+    assert not report.installed_package_differs(str(tmp_path))
+    changed = tmp_path / "recbole_instructrec" / "model" / "settings.py"
+    changed.write_text(changed.read_text() + "\n# changed\n")
+    assert report.installed_package_differs(str(tmp_path))
+    assert not report.installed_package_differs(None)

@@ -23,6 +23,8 @@ HEADLINE = ["hit@1", "ndcg@5"]
 def provenance_lines(info, extra=""):
     machine = info["machine"]
     changes = " (with uncommitted changes)" if info.get("uncommitted_changes") else ""
+    if info.get("installed_package_differs"):
+        changes += " (the installed package differs from the checkout)"
     return [
         f"Command: `{info['command']}`  ",
         f"Commit: `{info['commit']}`{changes}  ",
@@ -75,6 +77,37 @@ def _places():
     return [(folder, name) for folder, name in places if len(folder) > 1]
 
 
+def installed_package_differs(root):
+    """Whether the package this process imported differs from the checkout at ``root`` (a
+    stale ``pip install .``): the commit a result records is then not the code that ran.
+    False where the package is the checkout itself, or there is no checkout."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = os.path.join(root or "", "recbole_instructrec")
+    if not root or not os.path.isdir(source) or os.path.samefile(package, source):
+        return False
+    # an installed copy keeps properties/ inside the package, a checkout beside it
+    properties = os.path.join(package, "properties")
+    if not os.path.isdir(properties):
+        properties = os.path.join(package, "..", "properties")
+    pairs = [(os.path.join(source, "..", "properties"), properties), (source, package)]
+    for ours, theirs in pairs:
+        for folder, dirs, files in os.walk(ours):
+            dirs[:] = [
+                d for d in dirs if d != "__pycache__" and not (ours == source and d == "properties")
+            ]
+            for name in files:
+                path = os.path.join(folder, name)
+                other = os.path.join(theirs, os.path.relpath(path, ours))
+                if not os.path.isfile(other) or _read(path) != _read(other):
+                    return True
+    return False
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _git(*args):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
@@ -101,6 +134,7 @@ def run_info(command):
         "uncommitted_changes": bool(
             git("status", "--porcelain", "--untracked-files=no", "--", *WHOLE_REPOSITORY)
         ),
+        "installed_package_differs": installed_package_differs(git("rev-parse", "--show-toplevel")),
         "machine": {
             "platform": platform.platform(),
             "cpu": cpu,
