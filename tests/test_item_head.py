@@ -49,11 +49,9 @@ def _row_states(model, window):
     return row, states[0]
 
 
-def test_every_position_reads_the_state_evaluation_reads(float64_model):
-    model = float64_model
-    window = [3, 1, 4, 5, 9, 2, 6]
-    row, states = _row_states(model, window)
-    assert len(row.cuts) == len(window) - 1
+def _assert_each_position_scores_as_evaluation(model, row, states):
+    """Every position's item head logits equal evaluation's scores of that prefix, whose
+    prompt is the row up to that position."""
     with torch.no_grad():
         trained = model.item_head(states)
         for k, history in enumerate(row.histories):
@@ -61,6 +59,14 @@ def test_every_position_reads_the_state_evaluation_reads(float64_model):
             assert plan.requests[0][0] == row.ids[: row.cuts[k]]
             scores, _, _ = model._score_plans([plan], model.scorer)[0]
             assert torch.allclose(scores, trained[k, 1:], atol=1e-10)
+
+
+def test_every_position_reads_the_state_evaluation_reads(float64_model):
+    model = float64_model
+    window = [3, 1, 4, 5, 9, 2, 6]
+    row, states = _row_states(model, window)
+    assert len(row.cuts) == len(window) - 1
+    _assert_each_position_scores_as_evaluation(model, row, states)
 
 
 def test_the_check_catches_a_state_read_one_position_late(float64_model):
@@ -244,13 +250,7 @@ def test_a_compact_mention_is_one_position_read_as_evaluation_reads_it(compact_m
     first = model.item_tokens.first_item_token
     assert row.ids[len(model.prompts.header) :] == [first + i for i in window]
     assert row.cuts == list(range(len(model.prompts.header) + 1, len(row.ids)))
-    with torch.no_grad():
-        trained = model.item_head(states)
-        for k, history in enumerate(row.histories):
-            scores, _, _ = model._score_plans(
-                [model.prompts.plan(history, list(range(1, model.n_items)))], model.scorer
-            )[0]
-            assert torch.allclose(scores, trained[k, 1:], atol=1e-10)
+    _assert_each_position_scores_as_evaluation(model, row, states)
 
 
 def test_a_compact_mention_is_the_items_projected_text_vector(compact_model):
@@ -293,15 +293,9 @@ def test_a_both_mention_is_the_item_token_then_its_text(tiny_llm, tmp_path):
     assert [p[0] for p in pieces] == [first + i for i in window]
     assert [p[1:] for p in pieces] == [text.prompts.piece(i) for i in window]
     assert row.ids[len(model.prompts.header) :] == [t for p in pieces for t in p]
-    with torch.no_grad():
-        trained = model.item_head(states)
-        for k, history in enumerate(row.histories):
-            scores, _, _ = model._score_plans(
-                [model.prompts.plan(history, list(range(1, model.n_items)))], model.scorer
-            )[0]
-            assert torch.allclose(scores, trained[k, 1:], atol=1e-10)
-        _, text_states = _row_states(text, window)
-        assert not torch.allclose(text_states[-1], states[-1])
+    _assert_each_position_scores_as_evaluation(model, row, states)
+    _, text_states = _row_states(text, window)
+    assert not torch.allclose(text_states[-1], states[-1])
 
 
 def test_the_item_head_trains_at_its_own_learning_rate(tiny_llm, tmp_path):
