@@ -5,6 +5,7 @@ import dataclasses
 import os
 import re
 
+import pytest
 from recbole.config import Config
 
 from conftest import DATASET_DIR
@@ -59,3 +60,25 @@ def test_every_setting_the_code_reads_is_declared_or_recboles():
     assert _undeclared(read, recbole_settings) == []
     # the check catches a setting read and never declared
     assert _undeclared(_names_read('x = config["lora_rank"]'), recbole_settings) == ["lora_rank"]
+
+
+def test_a_setting_of_the_wrong_type_is_refused_by_name(tmp_path, tiny_llm):
+    from recbole.data import create_dataset, data_preparation
+
+    from conftest import tiny_config
+    from recbole_instructrec import InstructRec
+
+    def build(**settings):
+        config = Config(
+            model="InstructRec",
+            dataset="tiny",
+            config_dict=tiny_config(tmp_path, tiny_llm, **settings),
+        )
+        train, _, _ = data_preparation(config, create_dataset(config))
+        return InstructRec(config, train._dataset)
+
+    with pytest.raises(ValueError, match=r"max_batch_tokens='lots' must be int: packed tokens"):
+        build(max_batch_tokens="lots")
+    with pytest.raises(ValueError, match=r"eval_progress=1 must be bool"):
+        build(eval_progress=1)
+    build(max_batch_tokens=2048, train_steps_per_epoch=None)  # the failing counterpart builds

@@ -36,6 +36,7 @@ from recbole_instructrec.model.losses import listwise_loss, positive_logprob
 from recbole_instructrec.model.negatives import sample_negatives
 from recbole_instructrec.model.running_list_loss import item_head_loss, running_list_loss
 from recbole_instructrec.model.score_fusion import ScoreFusion
+from recbole_instructrec.model.setting_declarations import check_types
 from recbole_instructrec.model.two_stage import TwoStageRanking
 from recbole_instructrec.prompts.builder import PromptBuilder, cap_item_texts
 from recbole_instructrec.prompts.intentions import (
@@ -62,6 +63,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
+        check_types(config)  # each setting of ours is of its declared type, before any is used
 
         # load parameters info
         self.llm_path = config["llm_path"]

@@ -27,7 +27,7 @@ _TYPES = {
     "int": int,
     "float": (float, int),
     "bool": bool,
-    "str": str,
+    "str": (str, os.PathLike),
     "list": list,
     "dict": dict,
     "~": type(None),
@@ -40,18 +40,19 @@ class Setting:
     type: str
     default: str  # as YAML writes it, so the file reads as declared ("~", "0.0", "[Hit, NDCG]")
     help: str
+    recbole: bool = False  # RecBole's own setting, with our default: RecBole checks its values
 
     @property
     def value(self):
         return yaml.safe_load(self.default)
 
-    def type_error(self):
-        """Why the default is not of the declared type, or None."""
+    def type_error(self, value=None, given=False):
+        """Why ``value`` (the default unless ``given``) is not of the declared type, or None."""
         names = [t.strip() for t in self.type.split("|")]
         unknown = [t for t in names if t not in _TYPES]
         if unknown:
             return f"{self.name}: unknown type {unknown} (use {sorted(_TYPES)})"
-        value = self.value
+        value = value if given else self.value
 
         def fits(name):
             if name in ("int", "float") and isinstance(value, bool):
@@ -60,6 +61,10 @@ class Setting:
 
         if any(fits(t) for t in names):
             return None
+        if given:
+            return (
+                f"{self.name}={value!r} must be {self.type.replace('~', '~ (unset)')}: {self.help}"
+            )
         return f"{self.name}: default {self.default!r} is not {self.type}"
 
 
@@ -344,20 +349,38 @@ DECLARATIONS = (
         "dict | ~",
         "~",
         "negatives come from the model (see train_negatives)",
+        recbole=True,
     ),
     Setting(
         "loss_type",
         "str",
         "CE",
         "RecBole's loss type; InstructRec computes its own loss (calculate_loss)",
+        recbole=True,
     ),
-    Setting("epochs", "int", "1", "epochs of train_steps_per_epoch batches, validated after each"),
-    Setting("train_batch_size", "int", "4", "training rows per batch"),
     Setting(
-        "learning_rate", "float", "0.0003", "the adapters' (and any projector's) learning rate"
+        "epochs",
+        "int",
+        "1",
+        "epochs of train_steps_per_epoch batches, validated after each",
+        recbole=True,
     ),
-    Setting("eval_batch_size", "int", "250", "rows; a multiple of 1 + negatives (10 under uni9)"),
-    Setting("eval_step", "int", "1", "validate every eval_step epochs"),
+    Setting("train_batch_size", "int", "4", "training rows per batch", recbole=True),
+    Setting(
+        "learning_rate",
+        "float",
+        "0.0003",
+        "the adapters' (and any projector's) learning rate",
+        recbole=True,
+    ),
+    Setting(
+        "eval_batch_size",
+        "int",
+        "250",
+        "rows; a multiple of 1 + negatives (10 under uni9)",
+        recbole=True,
+    ),
+    Setting("eval_step", "int", "1", "validate every eval_step epochs", recbole=True),
     Setting(
         "valid_max_users",
         "int | ~",
@@ -370,21 +393,46 @@ DECLARATIONS = (
         "~",
         "run_recbole: a checkpoint (saved/*.resume.safetensors) to go on training from",
     ),
-    Setting("stopping_step", "int", "3", "stop after this many validations without gain"),
+    Setting(
+        "stopping_step", "int", "3", "stop after this many validations without gain", recbole=True
+    ),
     Section("protocol: the paper's leave-one-out with 9 random negatives"),
-    Setting("load_col", "dict | ~", "~", "load every column: item text comes from the .item file"),
+    Setting(
+        "load_col",
+        "dict | ~",
+        "~",
+        "load every column: item text comes from the .item file",
+        recbole=True,
+    ),
     Setting(
         "eval_args",
         "dict",
         "  split: {'LS': 'valid_and_test'}\n  order: TO\n  group_by: user\n  mode: {valid: uni9, test: uni9}",
         "RecBole's split, order, grouping and candidate draw: the paper's leave-one-out with 9 random negatives (uni9)",
+        recbole=True,
     ),
-    Setting("metrics", "list", "[Hit, NDCG]", "RecBole's metrics"),
-    Setting("topk", "list", "[1, 3, 5, 10]", "cut-offs of the metrics"),
-    Setting("valid_metric", "str", "NDCG@5", "the validation score that picks the best epoch"),
+    Setting("metrics", "list", "[Hit, NDCG]", "RecBole's metrics", recbole=True),
+    Setting("topk", "list", "[1, 3, 5, 10]", "cut-offs of the metrics", recbole=True),
+    Setting(
+        "valid_metric",
+        "str",
+        "NDCG@5",
+        "the validation score that picks the best epoch",
+        recbole=True,
+    ),
 )
 
 SETTINGS = {d.name: d for d in DECLARATIONS if isinstance(d, Setting)}
+
+
+def check_types(config):
+    """Each of InstructRec's own settings in ``config`` is of its declared type (RecBole checks
+    its own); a wrong one is refused with its name, type and help."""
+    for setting in SETTINGS.values():
+        if not setting.recbole:
+            error = setting.type_error(config[setting.name], given=True)
+            if error:
+                raise ValueError(error)
 
 
 def render(declarations=DECLARATIONS):
