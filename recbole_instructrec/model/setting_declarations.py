@@ -1,8 +1,8 @@
 """Every InstructRec setting, declared once: its name, type, default and what it does.
 
 ``properties/InstructRec.yaml``, which RecBole reads for the defaults, is rendered from this
-table (``python -m recbole_instructrec.model.setting_declarations`` writes it; a test fails
-when the two differ). The code reads the settings through :mod:`.settings`, which checks the
+table: ``python -m recbole_instructrec.model.setting_declarations``, run from the repository
+root, writes it, and a test fails when the two differ. The code reads the settings through :mod:`.settings`, which checks the
 values; this table says what each one is.
 
 A type is one or more of ``int``, ``float``, ``bool``, ``str``, ``list``, ``dict``, joined by
@@ -465,11 +465,8 @@ def _comment(text, indent, width):
     )
 
 
-def main(path=None):
-    """Writes properties/InstructRec.yaml from the declarations."""
-    from recbole_instructrec.plugin import PROPERTIES_DIR
-
-    path = path or os.path.normpath(os.path.join(PROPERTIES_DIR, "InstructRec.yaml"))
+def main(path="properties/InstructRec.yaml"):
+    """Writes the properties file (run from the repository root) from the declarations."""
     with open(path, "w", encoding="utf-8") as f:
         f.write(render())
     print(f"wrote {path}")
