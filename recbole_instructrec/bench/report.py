@@ -120,7 +120,6 @@ def _git(*args):
 
 def run_info(command):
     """Command, commit (and whether the tree was dirty) and machine of a measurement."""
-    git = _git
     cpu = ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -129,12 +128,14 @@ def run_info(command):
         pass
     return {
         "command": command or " ".join(sys.argv),
-        "commit": git("rev-parse", "HEAD") or "unknown",
+        "commit": _git("rev-parse", "HEAD") or "unknown",
         # Result files a run rewrites (candidates, reports) are not changes to the measured code.
         "uncommitted_changes": bool(
-            git("status", "--porcelain", "--untracked-files=no", "--", *WHOLE_REPOSITORY)
+            _git("status", "--porcelain", "--untracked-files=no", "--", *WHOLE_REPOSITORY)
         ),
-        "installed_package_differs": installed_package_differs(git("rev-parse", "--show-toplevel")),
+        "installed_package_differs": installed_package_differs(
+            _git("rev-parse", "--show-toplevel")
+        ),
         "machine": {
             "platform": platform.platform(),
             "cpu": cpu,

@@ -178,7 +178,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
             self._builder(t)
         if self.item_head is not None:
             settings.check_item_head(self.running_list, self.eval_template)
-        settings.check_read(config, self.running_list, self.score_head, config.internal_config_dict)
+        settings.check_read(config, self.running_list, self.score_head)
         self.template_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 1)
         self.request_generator = torch.Generator().manual_seed(int(config["seed"] or 0) + 2)
         self._loss_calls = 0  # training batches seen: the item-token curriculum's clock

@@ -9,6 +9,7 @@ from logging import getLogger
 
 import torch
 
+from recbole_instructrec.model.setting_declarations import SETTINGS
 from recbole_instructrec.prompts.templates import TASK_FORMS, TemplateError, get_template
 from recbole_instructrec.scoring.fusion import FusionError
 
@@ -200,24 +201,36 @@ def check_item_head(running_list, eval_template):
         )
 
 
+def number_setting(config, key, minimum, above, what):
+    """``config[key]`` as a float above ``minimum`` (``above``) or at least it; ``what`` ends
+    the message: what the number means, or an example."""
+    value = config[key]
+    bound = f"above {minimum}" if above else f"of at least {minimum}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (value <= minimum if above else value < minimum)
+    ):
+        raise ValueError(f"{key}={value!r} must be a number {bound}{what}")
+    return float(value)
+
+
 def positive_number(config, key):
     """``config[key]`` as a float above 0 (a learning rate)."""
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{key}={value!r} must be a number above 0, e.g. 0.001.")
-    return float(value)
+    return number_setting(config, key, 0, True, ", e.g. 0.001.")
 
 
 def request_weight(config):
     """``train_request_weight``: the item head's weight of the search signals' mean loss beside
     the sequential signals' mean; a number of at least 0."""
-    weight = config["train_request_weight"]
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-        raise ValueError(
-            f"train_request_weight={weight!r} must be a number of at least 0: the weight of the "
-            "search signals' mean loss beside the sequential signals' (1: two tasks alike)."
-        )
-    return float(weight)
+    return number_setting(
+        config,
+        "train_request_weight",
+        0,
+        False,
+        ": the weight of the search signals' mean loss beside the sequential signals' (1: two "
+        "tasks alike).",
+    )
 
 
 def request_templates(config, templates, running_list, has_categories):
@@ -281,9 +294,7 @@ def text_categories(config, categories):
 def head_categories(config, score_head, categories):
     """``item_head_categories``: True adds each item's category vectors to its item head
     vector; it needs the item head and a dataset with item categories."""
-    value = config["item_head_categories"]
-    if not isinstance(value, bool):
-        raise ValueError(f"item_head_categories={value!r} must be True or False.")
+    value = config["item_head_categories"]  # a bool: its declared type is checked first
     if value and score_head != "items":
         raise ValueError(
             f"item_head_categories=True adds category vectors to the item head's item vectors, "
@@ -319,11 +330,11 @@ READ_ONLY_BY = {
 }
 
 
-def check_read(config, running_list, score_head, defaults):
-    """A setting moved from its default (``defaults``: properties/InstructRec.yaml) that the
-    chosen layout and head never read is refused: it would change nothing, silently."""
+def check_read(config, running_list, score_head):
+    """A setting moved from its declared default that the chosen layout and head never read is
+    refused: it would change nothing, silently."""
     for key, (reader, reads) in READ_ONLY_BY.items():
-        if config[key] != defaults.get(key) and not reads(running_list, score_head):
+        if config[key] != SETTINGS[key].value and not reads(running_list, score_head):
             layout = "running list" if running_list else "instruction layout"
             raise ValueError(
                 f"{key}={config[key]!r} is read only by {reader}, and this run trains the "

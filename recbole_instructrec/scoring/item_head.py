@@ -47,7 +47,7 @@ class ItemHead(nn.Module):
         self.item_learned = nn.Parameter(torch.zeros(text_vectors.shape[0], size))
         self.item_bias = nn.Parameter(popularity_prior(item_counts, text_vectors.shape[0]))
         self.scale = 1.0 / math.sqrt(size)
-        self.category_vectors = None
+        self.category_vectors, self.categories = None, None
         if categories is not None:
             index, vocabulary = category_index(categories)
             self.categories = vocabulary
