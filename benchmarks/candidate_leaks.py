@@ -3,10 +3,11 @@
     python benchmarks/candidate_leaks.py [--data-path ../shared/datasets]
         [--comparison benchmarks/results/headline-ml-100k-uni9.json ...] [--tag candidate-leaks]
 
-``draw_candidates`` built each user's "seen" set after RecBole's ``data_preparation`` had
-rewritten a sequential dataset's interactions to one row per prediction target, so a user's
-first interaction could be drawn as one of its negatives. The stored candidate files are kept
-(every committed comparison is scored on them); this script measures the effect:
+The candidate files under ``benchmarks/results/`` come from a draw that read each user's
+"seen" set from the prediction targets alone, after RecBole's ``data_preparation`` had rewritten
+a sequential dataset's interactions to one row per target, so a user's first interaction could
+be drawn as one of its negatives (the draw now reads the histories too). This script measures
+the effect on the comparisons scored on those files:
 
 1. For every ``benchmarks/results/candidates-*.jsonl`` whose raw atomic ``.inter`` file it
    finds (ml-100k from RecBole's wheel, also for the u150 sample and the shuffled-titles control,

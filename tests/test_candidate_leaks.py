@@ -120,3 +120,39 @@ def test_the_script_reads_a_stored_compare_command_and_finds_raw_files():
         assert script.raw_inter_file(f"x/candidates-{name}.jsonl", "data") == ML_100K
     games = script.raw_inter_file("candidates-amazon-games-u2000-s2020-uni9.jsonl", "data")
     assert games == os.path.join("data", "amazon-games", "amazon-games.inter")
+
+
+def _targets_only(dataset):
+    """The draw's "seen" sets read from the prediction targets alone, without the histories:
+    the flaw the draw had (a user's first interaction is never a target)."""
+    users = dataset.inter_feat[dataset.uid_field].numpy().tolist()
+    items = dataset.inter_feat[dataset.iid_field].numpy().tolist()
+    seen = {}
+    for u, i in zip(users, items):
+        seen.setdefault(u, set()).add(i)
+    return seen
+
+
+def test_the_bench_draw_leaks_no_interaction_and_the_old_draw_does(tmp_path, monkeypatch):
+    """ml-100k, all 943 users, prepared and drawn exactly as ``instructrec bench`` does; every
+    negative is checked against the user's whole history in the raw ``.inter`` file."""
+    from recbole_instructrec.bench import candidates as cand
+    from recbole_instructrec.bench import runner
+
+    common = runner._common_settings("dataset", "uni9", 2020, str(tmp_path / "cache"), {})
+    settings = {**common, **runner.BASELINE_SETTINGS, **runner.INTERACTIONS_ONLY}
+    _, _, full, test = runner._prepare("SASRec", "ml-100k", settings)
+    every_history = read_histories(ML_100K)
+
+    def drawn():
+        candidates = cand.draw_candidates(test, full, "uni9", 2020)
+        return cand.candidate_tokens(candidates, test)
+
+    tokens = drawn()
+    assert len(tokens) == 943
+    assert leaked_negatives(tokens, every_history) == []
+    monkeypatch.setattr(cand, "user_items", _targets_only)
+    leaks = leaked_negatives(drawn(), every_history)
+    assert leaks, "the old draw must leak (its failing counterpart)"
+    # what the old draw leaked is each time the user's first interaction
+    assert all(every_history[user][0] == item for user, item in leaks)

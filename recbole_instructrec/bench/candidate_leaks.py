@@ -1,12 +1,11 @@
 """Stored candidate negatives that the user actually interacted with.
 
-:func:`..candidates.draw_candidates` excludes the items of ``user_items(full_dataset)``, but it
-is called after ``data_preparation``, which rewrites a sequential dataset's ``inter_feat`` into
-one row per prediction target: each user's *first* interaction is only history there, so it is
-missing from the user's "seen" set and can be drawn as a negative. The stored candidate files
-(``candidates-*.jsonl``) back every committed comparison, so they are kept as they are; this
-module measures the damage instead, against each user's complete history in the raw atomic
-``.inter`` file (every interaction, at any time, before any split).
+Every negative of a candidate file is checked against the user's complete history in the raw
+atomic ``.inter`` file (every interaction, at any time, before any split). The check is
+independent of the draw (:func:`..candidates.draw_candidates`), which reads RecBole's built
+dataset: there a sequential user's first interaction is only history, never a target, and a
+draw that read the targets alone drew it as a negative (the candidate files under
+``benchmarks/results/`` come from that draw; ``benchmarks/candidate_leaks.py`` measures them).
 """
 
 import numpy as np

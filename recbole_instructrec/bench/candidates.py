@@ -36,12 +36,22 @@ def parse_protocol(protocol):
 
 
 def user_items(dataset):
-    """{internal user id: set of every item id it interacted with}."""
-    users = dataset.inter_feat[dataset.uid_field].numpy()
-    items = dataset.inter_feat[dataset.iid_field].numpy()
+    """{internal user id: set of every item id it interacted with}.
+
+    A sequential dataset that RecBole's ``data_preparation`` has built holds one row per
+    prediction target, with the items before it as a history list: a user's first interaction
+    is never a target there, only history. The histories are read too, so the set is whole
+    whether the dataset is built or not (else the first interaction could be drawn as a
+    negative, ``benchmarks/candidate_leaks.py``)."""
+    feat = dataset.inter_feat
+    users = feat[dataset.uid_field].numpy()
     seen = {}
-    for u, i in zip(users.tolist(), items.tolist()):
+    for u, i in zip(users.tolist(), feat[dataset.iid_field].numpy().tolist()):
         seen.setdefault(u, set()).add(i)
+    history_field = getattr(dataset, "item_id_list_field", None)
+    if history_field is not None and history_field in feat:
+        for u, history in zip(users.tolist(), feat[history_field].numpy()):
+            seen[u].update(history[history > 0].tolist())  # 0 pads the list
     return seen
 
 

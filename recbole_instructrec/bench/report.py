@@ -16,7 +16,11 @@ from recbole_instructrec.bench.atomic import write_text_atomic
 
 # Pathspecs from the top of the repository, so that a run of the installed copy (its files under
 # .venv, which git ignores) still sees the checkout's changes.
-WHOLE_REPOSITORY = (":(top)", ":(top,exclude)benchmarks/results")
+WHOLE_REPOSITORY = (
+    ":(top)",
+    ":(top,exclude)benchmarks/results",
+    ":(top,exclude,glob)benchmarks/experiments/*/results/**",
+)
 HEADLINE = ["hit@1", "ndcg@5"]
 
 

@@ -187,9 +187,10 @@ def run_benchmark(
         for name in models:
             if name in stored_rows:
                 _log(f"[{dataset}] {name}: scores of {stored_rows[name]}")
-                by_task = dict.fromkeys(
-                    tasks, derived_rows.stored_row(name, stored_rows[name], digest)
-                )
+                stored = derived_rows.stored_row(name, stored_rows[name], digest)
+                by_task = dict.fromkeys(tasks, stored)
+                if stored.get("checkpoint") and os.path.exists(stored["checkpoint"]):
+                    checkpoints[name] = stored["checkpoint"]  # "@<row>" may read it
             else:
                 _log(f"[{dataset}] {name}: training and evaluating")
                 by_task = _run_one(
@@ -509,7 +510,8 @@ def _row_checkpoint(name, key, value, checkpoints):
     if not checkpoints.get(row):
         raise ValueError(
             f"Row {name} sets {key}={value!r}: the checkpoint of row {row}, but no trained {row} "
-            f"row ran before it. List {row} before {name} in --models."
+            f"row ran before it, and no --stored-row {row} whose checkpoint is on this machine. "
+            f"List {row} before {name} in --models."
         )
     return checkpoints[row]
 
