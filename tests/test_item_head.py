@@ -196,16 +196,28 @@ def test_the_item_head_needs_the_running_list(tiny_llm, tmp_path):
         _model(tiny_llm, tmp_path, score_head="vectors")
 
 
-@pytest.mark.parametrize("mentions", ["text", "compact", "both"])
-def test_run_recbole_trains_the_item_head_and_ranks_everything(tmp_path, tiny_llm, mentions):
+@pytest.mark.parametrize("mentions", ["text", "compact", "both", "hybrid"])
+def test_run_recbole_trains_the_item_head_and_ranks_everything(
+    tmp_path, tiny_llm, mentions, request
+):
+    """hybrid: compact mentions from SASRec's item tokens, and its embeddings in the head."""
     from recbole_instructrec.quick_start.recommend import Recommender
 
+    hybrid = {}
+    if mentions == "hybrid":
+        mentions = "compact"
+        hybrid = dict(
+            item_id_tokens=True,
+            item_head_collab=True,
+            collab_model_checkpoint=request.getfixturevalue("sasrec_checkpoint"),
+        )
     config = tiny_config(
         tmp_path,
         tiny_llm,
         score_head="items",
         item_mentions=mentions,
         llm_cache_dir=str(tmp_path / "cache"),
+        **hybrid,
     )
     result = recbole_instructrec.run_recbole("InstructRec", "tiny", config_dict=config)
     assert 0.0 <= result["test_result"]["hit@1"] <= 1.0
@@ -216,6 +228,8 @@ def test_run_recbole_trains_the_item_head_and_ranks_everything(tmp_path, tiny_ll
     )
     learned = recommender.model.item_head.item_learned
     assert learned.abs().sum() > 0  # trained, saved and loaded: no longer its zero start
+    if hybrid:
+        assert recommender.model.item_head.collab_proj.abs().sum() > 0
     scored = recommender.score(user="u1")
     ranked = recommender.rank(scored, len(scored.pool))
     assert len(ranked.items) == len(scored.pool)
@@ -377,3 +391,55 @@ def test_category_vectors_need_the_item_head_and_categories(tiny_llm, tmp_path):
         )
     with pytest.raises(ValueError, match="item_head_categories='yes' must be bool"):
         _model(tiny_llm, tmp_path, item_head_categories="yes")
+
+
+def test_the_hybrid_item_head_adds_the_projected_collab_embeddings(
+    tiny_llm, tmp_path, sasrec_checkpoint
+):
+    """item_head_collab: the SASRec checkpoint's item embeddings, standardised per dimension,
+    through a projection that starts at zero (the item vectors are the head's without it) and
+    trains with the item head; the embeddings themselves stay fixed."""
+    from recbole_instructrec.scoring.recbole_checkpoint import load_recbole_checkpoint
+
+    plain, _ = _model(tiny_llm, tmp_path, train_request_share=0)
+    model, _ = _model(
+        tiny_llm,
+        tmp_path,
+        train_request_share=0,
+        item_head_collab=True,
+        collab_model_checkpoint=sasrec_checkpoint,
+    )
+    head = model.item_head
+    with torch.no_grad():
+        assert torch.equal(head.item_vectors(), plain.item_head.item_vectors())
+        projection = torch.randn(head.collab_proj.shape)
+        head.collab_proj.copy_(projection)
+        added = head.item_vectors() - plain.item_head.item_vectors()
+    state = load_recbole_checkpoint(sasrec_checkpoint, map_location="cpu")["state_dict"]
+    table = state["item_embedding.weight"][: model.n_items].float()
+    expected = item_head.standardised(table) @ projection
+    assert torch.allclose(added, expected, atol=1e-4)
+    assert torch.equal(added[0], torch.zeros_like(added[0]))  # the padding item stays at zero
+    # the failing counterpart: the embeddings of other items (a table one row off)
+    assert not torch.allclose(added, item_head.standardised(table.roll(1, dims=0)) @ projection)
+    trainable = {id(p) for p in model.parameter_groups()[1]["params"]}
+    assert id(head.collab_proj) in trainable
+    assert not head.collab_vectors.requires_grad
+
+
+def test_the_hybrid_item_head_needs_the_item_head_and_a_checkpoint(
+    tiny_llm, tmp_path, sasrec_checkpoint
+):
+    with pytest.raises(ValueError, match="item_head_collab=True.*collab_model_checkpoint"):
+        _model(tiny_llm, tmp_path, item_head_collab=True)
+    with pytest.raises(ValueError, match="item_head_collab=True.*score_head: items"):
+        _model(
+            tiny_llm,
+            tmp_path,
+            score_head="likelihood",
+            item_head_collab=True,
+            collab_model_checkpoint=sasrec_checkpoint,
+        )
+    # the checkpoint alone is read by neither hybrid
+    with pytest.raises(ValueError, match="item_head_collab: True"):
+        _model(tiny_llm, tmp_path, collab_model_checkpoint=sasrec_checkpoint)

@@ -62,6 +62,12 @@ VARIANTS = {
     "InstructRec-ItemHead": ("InstructRec", {"score_head": "items"}),
     "InstructRec-ItemHead-compact": ("InstructRec", _COMPACT_ITEM_HEAD),
     "InstructRec-ItemHead-both": ("InstructRec", {"score_head": "items", "item_mentions": "both"}),
+    # The hybrid item head: SASRec's item embeddings as the compact history items (item tokens)
+    # and added to the item head's output vectors.
+    "InstructRec-ItemHead-hybrid": (
+        "InstructRec",
+        {**_COMPACT_ITEM_HEAD, **_SASREC_ITEM_TOKENS, "item_head_collab": True},
+    ),
     "InstructRec-LoRA-prefix": ("InstructRec", _PER_PREFIX),
     "InstructRec-Hybrid": ("InstructRec", _SASREC_ITEM_TOKENS),
     "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),

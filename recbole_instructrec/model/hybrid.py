@@ -9,11 +9,15 @@ Compact mentions (``item_mentions: compact``, with the item head) use the same t
 the text: an item is one input position, its item head text vector (the frozen LM's reading of
 its text) through the projector, or the collaborative embedding where ``item_id_tokens`` asks
 for one. A list of 50 items then costs 50 positions instead of about 800 tokens.
+
+The hybrid item head (``item_head_collab``) adds the same checkpoint's item embeddings, through
+a learned projection, to the item head's output vectors (:mod:`..scoring.item_head`).
 """
 
 import torch
 
 from recbole_instructrec.data.training_counts import items_seen_at_least
+from recbole_instructrec.model import settings
 from recbole_instructrec.model.settings import int_setting
 from recbole_instructrec.scoring.item_tokens import (
     collab_item_embeddings,
@@ -32,11 +36,21 @@ class HybridItemTokens:
         self.projector_hidden_size = int_setting(config, "projector_hidden_size", 1)
         self.item_token_curriculum_steps = int_setting(config, "item_token_curriculum_steps", 0)
         self.item_token_min_interactions = int_setting(config, "item_token_min_interactions", 0)
-        if self.collab_model_checkpoint and not self.item_id_tokens:
+        if self.collab_model_checkpoint and not (self.item_id_tokens or config["item_head_collab"]):
             raise ValueError(
                 f"collab_model_checkpoint={self.collab_model_checkpoint!r} is only read by the "
-                "hybrid model: set item_id_tokens: True as well (or drop the checkpoint)."
+                "hybrid models: set item_id_tokens: True (its item tokens) or item_head_collab: "
+                "True (its item head vectors) as well, or drop the checkpoint."
             )
+
+    def _item_head_collab(self, config, dataset):
+        """The item embeddings the hybrid item head adds (``item_head_collab``), or None."""
+        if not settings.head_collab(config, self.score_head):
+            return None
+        # loading builds the RecBole model, whose initial weights draw from torch's generator:
+        # drawn on a copy, so every other initial weight stays as without the hybrid
+        with torch.random.fork_rng(devices=[]):
+            return collab_item_embeddings(self.collab_model_checkpoint, dataset)
 
     def _install_item_tokens(self, dataset, seed):
         compact = self.item_mentions in ("compact", "both")  # tokens from the text vectors

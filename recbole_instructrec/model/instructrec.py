@@ -122,6 +122,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self._capped_texts = cap_item_texts(self.tokenizer, self.texts, self.max_item_tokens)
         self.item_head = None
         head_categories = settings.head_categories(config, self.score_head, categories)
+        head_collab = self._item_head_collab(config, dataset)
         if self.score_head == "items":
             self.item_head = build_item_head(
                 self.llm,
@@ -132,6 +133,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
                 self.item_head_size,
                 target_counts(dataset),
                 categories if head_categories else None,
+                head_collab,
             )
         # compact (and both) mentions read the item head's text vectors: installed after it
         self.item_tokens = self._install_item_tokens(dataset, config["seed"])

@@ -190,6 +190,12 @@ DECLARATIONS = (
         "True: an item's vector also sums its categories' learned vectors (item head, on a dataset with item categories)",
     ),
     Setting(
+        "item_head_collab",
+        "bool",
+        "False",
+        "True: an item's vector also adds a learned projection of collab_model_checkpoint's item embeddings (kept fixed): the hybrid item head",
+    ),
+    Setting(
         "item_head_learning_rate",
         "float",
         "0.001",

@@ -310,6 +310,25 @@ def head_categories(config, score_head, categories):
     return value
 
 
+def head_collab(config, score_head):
+    """``item_head_collab``: True adds a projection of ``collab_model_checkpoint``'s item
+    embeddings to each item head vector; it needs the item head and that checkpoint."""
+    value = config["item_head_collab"]  # a bool: its declared type is checked first
+    if value and score_head != "items":
+        raise ValueError(
+            f"item_head_collab=True adds collaborative embeddings to the item head's item "
+            f"vectors, and score_head={score_head!r} has none. Use score_head: items, or "
+            "item_head_collab: False."
+        )
+    if value and not config["collab_model_checkpoint"]:
+        raise ValueError(
+            "item_head_collab=True reads the item embeddings of collab_model_checkpoint, which "
+            "is not set. Give collab_model_checkpoint=<a saved RecBole model, e.g. "
+            "saved/SASRec-*.pth>, or set item_head_collab: False."
+        )
+    return value
+
+
 # Settings that only one layout or head reads: (who reads it, given (running_list, score_head)).
 READ_ONLY_BY = {
     "item_token_curriculum_steps": (

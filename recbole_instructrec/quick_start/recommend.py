@@ -53,6 +53,7 @@ CARRIED = (
     "score_head",
     "item_head_size",
     "item_head_categories",
+    "item_head_collab",
     "item_mentions",
     "instruction_templates",
     "eval_template",

@@ -9,7 +9,11 @@ HLLM, Chen et al. 2024, which also score items against learned item vectors).
 An item's vector is a projection of its **text vector** plus a learned part that starts at zero,
 and, with ``item_head_categories``, the sum of its categories' learned vectors (as RecBole's
 SASRecF adds its item features): a category is shared by many items, so what a request's genre
-words ask for is learned from every item of that genre, not item by item.
+words ask for is learned from every item of that genre, not item by item. With
+``item_head_collab`` (the hybrid item head), it also adds a learned projection of a trained
+RecBole model's item embedding (``collab_model_checkpoint``, kept fixed), as E4SRec and LLaRA
+bring collaborative item embeddings to an LLM: what co-occurrence taught that model, every
+item's vector starts from.
 The text vector is the frozen LM's own reading of the item's text (its last hidden states,
 averaged over the text's tokens), computed once per LM and catalogue and cached on disk: an
 item never seen in training still has a vector, from its text.
@@ -37,7 +41,9 @@ class ItemHead(nn.Module):
     bias moves about ``item_head_learning_rate`` a step, and popularity spans several units of
     log-odds, thousands of steps away."""
 
-    def __init__(self, text_vectors, hidden_size, size=256, item_counts=None, categories=None):
+    def __init__(
+        self, text_vectors, hidden_size, size=256, item_counts=None, categories=None, collab=None
+    ):
         super().__init__()
         # the frozen text prior: recomputed (or read from the cache) at load, never trained
         self.register_buffer("text_vectors", text_vectors.float(), persistent=False)
@@ -57,11 +63,20 @@ class ItemHead(nn.Module):
             self.category_vectors = nn.Embedding.from_pretrained(
                 torch.zeros(len(vocabulary) + 1, size), freeze=False, padding_idx=0
             )
+        self.collab_proj = None
+        if collab is not None:
+            # fixed, read again from its checkpoint at load; standardised as the text vectors
+            # are, so that a step of the projection moves every dimension alike
+            self.register_buffer("collab_vectors", standardised(collab.float()), persistent=False)
+            # zero at the start and drawn from no generator, as the category vectors
+            self.collab_proj = nn.Parameter(torch.zeros(collab.shape[1], size))
 
     def item_vectors(self):
         vectors = self.item_proj(self.text_vectors) + self.item_learned
         if self.category_vectors is not None:
             vectors = vectors + self.category_vectors(self.category_index).sum(1)
+        if self.collab_proj is not None:
+            vectors = vectors + self.collab_vectors @ self.collab_proj
         return vectors
 
     def forward(self, hidden):
@@ -142,22 +157,38 @@ def _mean_states(model, tokenizer, texts, batch_tokens):
         hidden = decoder(input_ids=input_ids.to(device), use_cache=False).last_hidden_state
         hidden = hidden.float().cpu() * mask[..., None]
         out[batch] = hidden.sum(1) / mask.sum(1, keepdim=True)
+    return standardised(out)
+
+
+def standardised(vectors):
+    """Each dimension at mean 0 and standard deviation 1 over items 1.., item 0 (the padding)
+    at zero."""
+    out = vectors.clone()
     items = out[1:]
     out[1:] = (items - items.mean(0)) / items.std(0).clamp(min=1e-6)
+    out[0] = 0.0
     return out
 
 
 def build_item_head(
-    llm, tokenizer, texts, identity, cache_dir=None, size=256, item_counts=None, categories=None
+    llm,
+    tokenizer,
+    texts,
+    identity,
+    cache_dir=None,
+    size=256,
+    item_counts=None,
+    categories=None,
+    collab=None,
 ):
     """An :class:`ItemHead` over ``texts`` (one per item id), its text vectors read by the
     base LM with any LoRA adapters switched off; ``categories`` (category words per item id)
-    adds their learned vectors."""
+    adds their learned vectors, ``collab`` (an item embedding table) its projection."""
     base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
     switched_off = llm.disable_adapter() if hasattr(llm, "disable_adapter") else nullcontext()
     with switched_off:
         vectors = text_vectors(base, tokenizer, texts, identity, cache_dir)
-    return ItemHead(vectors, base.config.hidden_size, size, item_counts, categories)
+    return ItemHead(vectors, base.config.hidden_size, size, item_counts, categories, collab)
 
 
 def plan_scores(head, scorer, plans):

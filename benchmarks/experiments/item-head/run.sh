@@ -8,3 +8,10 @@ out=$here/results
 #    that the SASRec hybrid reads.
 instructrec bench --datasets ml-100k --models SASRec \
   --model-config SASRec=$here/configs/sasrec.yaml --out $out --tag ml-100k-uni9-sasrec
+# 2. The compact item head and the SASRec hybrid item head, at the main job's budget, on every
+#    instruction task, against step 1's SASRec (its scores, and its checkpoint for the hybrid).
+instructrec bench --datasets ml-100k \
+  --models SASRec,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
+  --tasks sequential,psearch-specific,psearch-vague,psearch-vague-held-out,psearch-preference,product-search \
+  --out $out --tag ml-100k-uni9-item-heads
