@@ -1,4 +1,5 @@
-"""Writes every results table of the README and docs/results.md from benchmarks/results/*.json.
+"""Writes every results table of the README, docs/results.md and each experiment's README
+(``benchmarks/experiments/*/README.md``) from the result files.
 
     python benchmarks/render.py          # rewrite the generated blocks
     python benchmarks/render.py --check  # exit 1 if a committed block differs from its files
@@ -6,19 +7,21 @@
 A generated block sits between ``<!-- TABLE name -->`` and ``<!-- /TABLE -->`` (the README's
 headline block between its HEADLINE markers); the text around the blocks is written by hand and
 left alone. Each table opens with the file it was rendered from, that file's commit and its
-command, so no number is typed twice.
+command, so no number is typed twice. A table's file is named from the repository root when it
+starts with ``benchmarks/`` (an experiment's results), else under ``benchmarks/results/``.
 """
 
 import argparse
+import glob
 import json
 import os
 import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results")
 README = os.path.join(ROOT, "README.md")
 RESULTS_DOC = os.path.join(ROOT, "docs", "results.md")
+EXPERIMENT_READMES = os.path.join(ROOT, "benchmarks", "experiments", "*", "README.md")
 START, END = "<!-- HEADLINE:START (benchmarks/render.py) -->", "<!-- HEADLINE:END -->"
 HEADLINES = (
     ("headline-ml-100k-uni9.json", "ml-100k, all 943 users, uni9"),
@@ -375,11 +378,17 @@ def _format(value, fmt):
     return f"{float(value):,.{fmt[:-1]}f}"
 
 
+def _result_path(file):
+    """(path on disk, name as the tables show it) of a table's result file."""
+    shown = file if file.startswith("benchmarks/") else f"benchmarks/results/{file}"
+    return os.path.join(ROOT, shown), shown
+
+
 def _source(name, result):
     run = result.get("run", {})
     dirty = " (with uncommitted changes)" if run.get("uncommitted_changes") else ""
     return (
-        f"From `benchmarks/results/{name}`, commit `{run.get('commit', 'unknown')[:10]}`{dirty}, "
+        f"From `{_result_path(name)[1]}`, commit `{run.get('commit', 'unknown')[:10]}`{dirty}, "
         f"command `{run.get('command', '?').strip()}`:"
     )
 
@@ -400,9 +409,9 @@ def render_table(name):
     if name not in TABLES:
         raise SystemExit(f"<!-- TABLE {name} -->: no such table; known: {', '.join(TABLES)}")
     file, rows, columns = TABLES[name]
-    path = os.path.join(RESULTS, file)
+    path, shown = _result_path(file)
     if not os.path.isfile(path):
-        return [f"(`benchmarks/results/{file}` is not measured yet.)"]
+        return [f"(`{shown}` is not measured yet.)"]
     with open(path, encoding="utf-8") as f:
         result = json.load(f)
     lines = [_source(file, result), ""]
@@ -427,9 +436,9 @@ def _verdict(against):
 
 def render_comparison(name, title=None):
     """A paired comparison (``instructrec compare`` / bench) file as a table."""
-    path = os.path.join(RESULTS, name)
+    path, shown = _result_path(name)
     if not os.path.isfile(path):
-        return [f"(`benchmarks/results/{name}` is not measured yet.)"]
+        return [f"(`{shown}` is not measured yet.)"]
     with open(path, encoding="utf-8") as f:
         result = json.load(f)
     references = result["references"]
@@ -440,7 +449,7 @@ def render_comparison(name, title=None):
     )
     lines = [
         (head if title else f"({result['n_users']} test users; ")
-        + f"`benchmarks/results/{name}`, commit `{result['run']['commit'][:10]}`, command in "
+        + f"`{shown}`, commit `{result['run']['commit'][:10]}`, command in "
         "the file):",
         "",
         f"| model | training | HR@1 | NDCG@5 | Δ HR@1 vs {first} [95 % CI] | Δ NDCG@5 vs "
@@ -489,7 +498,9 @@ def main(argv=None, readme=None, results_doc=None):
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     stale = []
-    for path, render in ((readme or README, render_readme), (results_doc or RESULTS_DOC, None)):
+    documents = [(readme or README, render_readme), (results_doc or RESULTS_DOC, None)]
+    documents += [(p, None) for p in sorted(glob.glob(EXPERIMENT_READMES))]
+    for path, render in documents:
         with open(path, encoding="utf-8") as f:
             text = f.read()
         new = render_blocks(render(text) if render else text)
@@ -501,7 +512,7 @@ def main(argv=None, readme=None, results_doc=None):
             with open(path, "w", encoding="utf-8") as f:
                 f.write(new)
     if stale:
-        print(f"{', '.join(stale)} differ from benchmarks/results: run python benchmarks/render.py")
+        print(f"{', '.join(stale)} differ from their result files: run python benchmarks/render.py")
         return 1
     return 0
 

@@ -206,6 +206,39 @@ def test_a_row_can_evaluate_a_model_trained_by_run_recbole(tmp_path, tiny_llm, s
         bench({"trained_checkpoint": "nowhere.pth"}, ["SASRec"])
 
 
+def test_earlier_rows_serve_by_their_scores_and_by_their_checkpoint(tmp_path, tiny_llm):
+    """--stored-row: the earlier row's scores, and its checkpoint for "@SASRec" settings;
+    --trained-row: the earlier row's checkpoint evaluated again, without training."""
+
+    def bench(models, tag, **rows):
+        return run_benchmark(
+            datasets=["tiny"],
+            models=models,
+            data_path=DATASET_DIR,
+            model_settings={"SASRec": {"epochs": 1}},
+            common_settings={"llm_path": tiny_llm, "eval_batch_size": 50},
+            out_dir=str(tmp_path),
+            tag=tag,
+            **rows,
+        )
+
+    (first,) = bench(["SASRec"], "first")
+    earlier = str(tmp_path / "bench-first.json")
+    stored = bench(
+        ["SASRec", "InstructRec-zeroshot-fused"], "stored", stored_rows={"SASRec": earlier}
+    )
+    assert stored[0]["stored_from"] and stored[0]["metrics"] == first["metrics"]
+    assert stored[1]["fusion_weight"] in FUSION_GRID  # fused with the stored row's checkpoint
+    (again,) = bench(["SASRec"], "again", trained_rows={"SASRec": earlier})
+    assert again["settings"]["trained_checkpoint"] == first["checkpoint"]
+    assert again["metrics"] == first["metrics"]
+    with pytest.raises(ValueError, match="--trained-row BERT4Rec=.*has no row BERT4Rec"):
+        bench(["BERT4Rec"], "missing", trained_rows={"BERT4Rec": earlier})
+    os.remove(first["checkpoint"])
+    with pytest.raises(ValueError, match="--trained-row SASRec=.*not on this machine"):
+        bench(["SASRec"], "gone", trained_rows={"SASRec": earlier})
+
+
 def test_variant_names_take_a_suffix_and_combine_the_hybrid_settings():
     from recbole_instructrec.bench.runner import resolve_model
 

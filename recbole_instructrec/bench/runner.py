@@ -141,6 +141,7 @@ def run_benchmark(
     command=None,
     tasks=("sequential",),
     stored_rows=None,
+    trained_rows=None,
 ):
     """Run every model on every dataset; returns the list of result records.
 
@@ -149,9 +150,14 @@ def run_benchmark(
     instruction, is scored once for all. With more than the sequential task, each task writes
     its own result files, with the category rule's row where SASRec's scores are at hand.
     ``stored_rows`` ({row: bench-*.json}) takes a row's scores from an earlier run on the same
-    candidates instead of training it again (a converged baseline costs hours)."""
-    model_settings = model_settings or {}
+    candidates instead of training it again (a converged baseline costs hours).
+    ``trained_rows`` ({row: bench-*.json}) evaluates a row from the checkpoint it saved in an
+    earlier run, without training (the same model under another protocol)."""
+    model_settings = dict(model_settings or {})
     stored_rows = stored_rows or {}
+    for name, result_file in (trained_rows or {}).items():
+        trained = derived_rows.trained_checkpoint(name, result_file)
+        model_settings[name] = {**model_settings.get(name, {}), "trained_checkpoint": trained}
     tasks = list(tasks)
     ks = PROTOCOL_KS.get(protocol, [1, 5, 10])
     cand.parse_protocol(protocol)  # fail fast on a bad protocol

@@ -15,3 +15,12 @@ instructrec bench --datasets ml-100k \
   --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
   --tasks sequential,psearch-specific,psearch-vague,psearch-vague-held-out,psearch-preference,product-search \
   --out $out --tag ml-100k-uni9-item-heads
+# 3. Full ranking (RecBole's full mode: every item ranked for each test user), the same three
+#    checkpoints evaluated again, untrained further.
+heads=$out/bench-ml-100k-uni9-item-heads-sequential.json
+instructrec bench --datasets ml-100k --protocol full \
+  --models SASRec,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+  --trained-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
+  --trained-row InstructRec-ItemHead-compact=$heads \
+  --trained-row InstructRec-ItemHead-hybrid=$heads \
+  --out $out --tag ml-100k-full-item-heads
