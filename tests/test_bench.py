@@ -363,3 +363,32 @@ def test_a_result_says_when_the_installed_package_is_not_the_checkout(tmp_path):
     changed.write_text(changed.read_text() + "\n# changed\n")
     assert report.installed_package_differs(str(tmp_path))
     assert not report.installed_package_differs(None)
+
+
+def test_a_trained_item_head_is_ranked_again_in_full_mode(tmp_path, tiny_llm):
+    """--trained-row with --protocol full: the item head's saved adapter and head, loaded
+    untrained further; every item ranked from one position a user."""
+
+    def bench(protocol, tag, **rows):
+        return run_benchmark(
+            datasets=["tiny"],
+            models=["InstructRec-ItemHead-compact"],
+            protocol=protocol,
+            data_path=DATASET_DIR,
+            common_settings={
+                "llm_path": tiny_llm,
+                "eval_batch_size": 50,
+                "train_steps_per_epoch": 2,
+                "epochs": 1,
+            },
+            out_dir=str(tmp_path),
+            tag=tag,
+            **rows,
+        )
+
+    (trained,) = bench("uni9", "sampled")
+    earlier = str(tmp_path / "bench-sampled.json")
+    (full,) = bench("full", "full", trained_rows={"InstructRec-ItemHead-compact": earlier})
+    assert full["settings"]["trained_checkpoint"] == trained["checkpoint"]
+    assert full["protocol"] == "full" and 0.0 <= full["metrics"]["hit@10"] <= 1.0
+    assert full["training_signals"] in (0, None)  # loaded, not trained
