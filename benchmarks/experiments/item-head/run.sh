@@ -15,6 +15,18 @@ instructrec bench --datasets ml-100k \
   --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
   --tasks sequential,psearch-specific,psearch-vague,psearch-vague-held-out,psearch-preference,product-search \
   --out $out --tag ml-100k-uni9-item-heads
+#    Each task paired over users: every row against SASRec, and the hybrid against the compact
+#    item head.
+for task in sequential psearch-specific psearch-vague psearch-vague-held-out \
+  psearch-preference product-search; do
+  instructrec compare --results $out/bench-ml-100k-uni9-item-heads-$task.json \
+    --rows SASRec,CategoryRule,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+    --title "$task" --out $out --tag item-heads-$task
+  instructrec compare --results $out/bench-ml-100k-uni9-item-heads-$task.json \
+    --rows InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+    --reference InstructRec-ItemHead-compact --title "$task: hybrid vs compact" \
+    --out $out --tag hybrid-vs-compact-$task
+done
 # 3. Full ranking (RecBole's full mode: every item ranked for each test user), the same three
 #    checkpoints evaluated again, untrained further.
 heads=$out/bench-ml-100k-uni9-item-heads-sequential.json
