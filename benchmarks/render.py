@@ -137,7 +137,28 @@ SIGNAL_TOKENS = [
     ("at most (same text)", "bound_vs_per_prefix", "2f"),
     ("fewer than today", "tokens_vs_today", "2f"),
 ]
+ITEM_HEAD = "benchmarks/experiments/item-head/results"
+FULL_RANKING = (
+    [("model", "model", "s")]
+    + [
+        (f"{name}@{k}", f"metrics/{key}@{k}", "4f")
+        for k in (10, 20)
+        for name, key in (("HR", "hit"), ("NDCG", "ndcg"))
+    ]
+    + [("eval s", "eval_seconds", "0f")]
+)
 TABLES = {
+    "item-head-sasrec": (f"{ITEM_HEAD}/bench-ml-100k-uni9-sasrec.json", "results", CONVERGED),
+    "item-head-training": (
+        f"{ITEM_HEAD}/bench-ml-100k-uni9-item-heads-sequential.json",
+        "results",
+        BENCH_SIGNALS,
+    ),
+    "item-head-full-ranking": (
+        f"{ITEM_HEAD}/bench-ml-100k-full-item-heads.json",
+        "results",
+        FULL_RANKING,
+    ),
     "steering": (
         "instruction-following-ml-100k-default.json",
         "summary_by_guidance/0.0",
@@ -329,6 +350,11 @@ TABLES = {
     "signal-tokens-categories": ("signal_tokens-categories.json", "results", SIGNAL_TOKENS),
 }
 COMPARISONS = {
+    **{
+        f"{prefix}-{task}": f"{ITEM_HEAD}/{prefix}-{task}.json"
+        for prefix in ("item-heads", "hybrid-vs-compact")
+        for task in ("sequential",) + SEARCH_TASKS
+    },
     "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
     "main-job-vs-lora": "main-job-vs-lora-ml-100k-uni9.json",
     "fast-vs-running-list": "fast-vs-running-list-ml-100k-uni9.json",
