@@ -392,3 +392,28 @@ def test_a_trained_item_head_is_ranked_again_in_full_mode(tmp_path, tiny_llm):
     assert full["settings"]["trained_checkpoint"] == trained["checkpoint"]
     assert full["protocol"] == "full" and 0.0 <= full["metrics"]["hit@10"] <= 1.0
     assert full["training_signals"] in (0, None)  # loaded, not trained
+
+
+def test_every_file_of_a_run_records_the_commit_it_started_at(tmp_path, tiny_llm, monkeypatch):
+    """A run takes hours and the checkout moves on meanwhile: each result file records the
+    commit read when the run started, not where HEAD stands when the file is written (a
+    checkout that moves after the first read would show in the second task's file)."""
+    heads = iter(["started-here"] + ["moved-on"] * 100)
+    git = report._git
+    monkeypatch.setattr(
+        report, "_git", lambda *a: next(heads) if a == ("rev-parse", "HEAD") else git(*a)
+    )
+    run_benchmark(
+        datasets=["tiny"],
+        models=["SASRec"],
+        data_path=DATASET_DIR,
+        model_settings={"SASRec": {"epochs": 1}},
+        common_settings={"llm_path": tiny_llm},
+        out_dir=str(tmp_path),
+        tag="moving",
+        tasks=("sequential", "psearch-specific"),
+    )
+    for task in ("sequential", "psearch-specific"):
+        run = json.loads((tmp_path / f"bench-moving-{task}.json").read_text())["run"]
+        assert run["commit"] == "started-here", task
+        assert run["started"] <= run["finished"]

@@ -162,6 +162,10 @@ def run_benchmark(
     ks = PROTOCOL_KS.get(protocol, [1, 5, 10])
     cand.parse_protocol(protocol)  # fail fast on a bad protocol
     stamp = tag or time.strftime("%Y%m%d-%H%M%S")
+    # the code that runs: its commit, read before anything runs (a run takes hours, and the
+    # checkout may move on meanwhile), and kept for every file the run writes
+    provenance = run_info(command)
+    provenance["started"] = provenance.pop("finished")
     done = {task: [] for task in tasks}  # every dataset's rows so far, by task
     cache = os.path.join(out_dir, "tmp")
     for dataset in datasets:
@@ -221,7 +225,7 @@ def run_benchmark(
                         done,
                         task,
                         [dict(r, task=task, **fields) for r in rows],
-                        command,
+                        provenance,
                         out_dir,
                         stamp,
                         quiet=True,
@@ -252,13 +256,13 @@ def run_benchmark(
             gc.collect()
             # Written after every model, so a long run that is stopped keeps what it finished.
             for task in tasks:
-                _write_task(done, task, [], command, out_dir, stamp, quiet=True)
+                _write_task(done, task, [], provenance, out_dir, stamp, quiet=True)
     for task in tasks:
-        _write_task(done, task, [], command, out_dir, stamp)
+        _write_task(done, task, [], provenance, out_dir, stamp)
     return [record for task in tasks for record in done[task]]
 
 
-def _write_task(done, task, extra, command, out_dir, stamp, quiet=False):
+def _write_task(done, task, extra, provenance, out_dir, stamp, quiet=False):
     """The result files of one task: ``bench-<tag>`` for a sequential-only run, else
     ``bench-<tag>-<task>``; ``extra`` rows (a task scored before the model's other tasks)
     are written with the finished ones."""
@@ -266,7 +270,8 @@ def _write_task(done, task, extra, command, out_dir, stamp, quiet=False):
     if not records:
         return
     stem = f"bench-{stamp}" if list(done) == ["sequential"] else f"bench-{stamp}-{task}"
-    write_results(records, run_info(command), out_dir, stem, quiet=quiet)
+    finished = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    write_results(records, {**provenance, "finished": finished}, out_dir, stem, quiet=quiet)
 
 
 def _common_settings(data_path, protocol, seed, cache, extra):
