@@ -148,6 +148,15 @@ FULL_RANKING = (
     + [("eval s", "eval_seconds", "0f")]
 )
 TABLES = {
+    "item-head-candidate-leaks": (
+        f"{ITEM_HEAD}/candidate-leaks.json",
+        "candidate_files",
+        [
+            ("candidate file", "candidate_file", "s"),
+            ("rows", "rows", "d"),
+            ("rows with a negative the user interacted with", "rows_with_a_leaked_negative", "d"),
+        ],
+    ),
     "item-head-sasrec": (f"{ITEM_HEAD}/bench-ml-100k-uni9-sasrec.json", "results", CONVERGED),
     "item-head-training": (
         f"{ITEM_HEAD}/bench-ml-100k-uni9-item-heads-sequential.json",

@@ -8,6 +8,11 @@ out=$here/results
 #    that the SASRec hybrid reads.
 instructrec bench --datasets ml-100k --models SASRec \
   --model-config SASRec=$here/configs/sasrec.yaml --out $out --tag ml-100k-uni9-sasrec
+#    Every stored negative checked against each user's whole history in the raw .inter file,
+#    beside the earlier draw's file.
+python benchmarks/candidate_leaks.py --files-only --out $out --tag candidate-leaks \
+  --candidates $out/candidates-ml-100k-uni9.jsonl \
+  --candidates benchmarks/results/candidates-ml-100k-uni9.jsonl
 # 2. The compact item head and the SASRec hybrid item head, at the main job's budget, on every
 #    instruction task, against step 1's SASRec (its scores, and its checkpoint for the hybrid).
 instructrec bench --datasets ml-100k \
