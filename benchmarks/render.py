@@ -1,4 +1,5 @@
-"""Writes every results table of the README and docs/results.md from benchmarks/results/*.json.
+"""Writes every results table of the README, docs/results.md and each experiment's README
+(``benchmarks/experiments/*/README.md``) from the result files.
 
     python benchmarks/render.py          # rewrite the generated blocks
     python benchmarks/render.py --check  # exit 1 if a committed block differs from its files
@@ -6,19 +7,21 @@
 A generated block sits between ``<!-- TABLE name -->`` and ``<!-- /TABLE -->`` (the README's
 headline block between its HEADLINE markers); the text around the blocks is written by hand and
 left alone. Each table opens with the file it was rendered from, that file's commit and its
-command, so no number is typed twice.
+command, so no number is typed twice. A table's file is named from the repository root when it
+starts with ``benchmarks/`` (an experiment's results), else under ``benchmarks/results/``.
 """
 
 import argparse
+import glob
 import json
 import os
 import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results")
 README = os.path.join(ROOT, "README.md")
 RESULTS_DOC = os.path.join(ROOT, "docs", "results.md")
+EXPERIMENT_READMES = os.path.join(ROOT, "benchmarks", "experiments", "*", "README.md")
 START, END = "<!-- HEADLINE:START (benchmarks/render.py) -->", "<!-- HEADLINE:END -->"
 HEADLINES = (
     ("headline-ml-100k-uni9.json", "ml-100k, all 943 users, uni9"),
@@ -134,7 +137,37 @@ SIGNAL_TOKENS = [
     ("at most (same text)", "bound_vs_per_prefix", "2f"),
     ("fewer than today", "tokens_vs_today", "2f"),
 ]
+ITEM_HEAD = "benchmarks/experiments/item-head/results"
+FULL_RANKING = (
+    [("model", "model", "s")]
+    + [
+        (f"{name}@{k}", f"metrics/{key}@{k}", "4f")
+        for k in (10, 20)
+        for name, key in (("HR", "hit"), ("NDCG", "ndcg"))
+    ]
+    + [("eval s", "eval_seconds", "0f")]
+)
 TABLES = {
+    "item-head-candidate-leaks": (
+        f"{ITEM_HEAD}/candidate-leaks.json",
+        "candidate_files",
+        [
+            ("candidate file", "candidate_file", "s"),
+            ("rows", "rows", "d"),
+            ("rows with a negative the user interacted with", "rows_with_a_leaked_negative", "d"),
+        ],
+    ),
+    "item-head-sasrec": (f"{ITEM_HEAD}/bench-ml-100k-uni9-sasrec.json", "results", CONVERGED),
+    "item-head-training": (
+        f"{ITEM_HEAD}/bench-ml-100k-uni9-item-heads-sequential.json",
+        "results",
+        BENCH_SIGNALS,
+    ),
+    "item-head-full-ranking": (
+        f"{ITEM_HEAD}/bench-ml-100k-full-item-heads.json",
+        "results",
+        FULL_RANKING,
+    ),
     "steering": (
         "instruction-following-ml-100k-default.json",
         "summary_by_guidance/0.0",
@@ -326,6 +359,11 @@ TABLES = {
     "signal-tokens-categories": ("signal_tokens-categories.json", "results", SIGNAL_TOKENS),
 }
 COMPARISONS = {
+    **{
+        f"{prefix}-{task}": f"{ITEM_HEAD}/{prefix}-{task}.json"
+        for prefix in ("item-heads", "hybrid-vs-compact")
+        for task in ("sequential",) + SEARCH_TASKS
+    },
     "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
     "main-job-vs-lora": "main-job-vs-lora-ml-100k-uni9.json",
     "fast-vs-running-list": "fast-vs-running-list-ml-100k-uni9.json",
@@ -375,11 +413,17 @@ def _format(value, fmt):
     return f"{float(value):,.{fmt[:-1]}f}"
 
 
+def _result_path(file):
+    """(path on disk, name as the tables show it) of a table's result file."""
+    shown = file if file.startswith("benchmarks/") else f"benchmarks/results/{file}"
+    return os.path.join(ROOT, shown), shown
+
+
 def _source(name, result):
     run = result.get("run", {})
     dirty = " (with uncommitted changes)" if run.get("uncommitted_changes") else ""
     return (
-        f"From `benchmarks/results/{name}`, commit `{run.get('commit', 'unknown')[:10]}`{dirty}, "
+        f"From `{_result_path(name)[1]}`, commit `{run.get('commit', 'unknown')[:10]}`{dirty}, "
         f"command `{run.get('command', '?').strip()}`:"
     )
 
@@ -400,9 +444,9 @@ def render_table(name):
     if name not in TABLES:
         raise SystemExit(f"<!-- TABLE {name} -->: no such table; known: {', '.join(TABLES)}")
     file, rows, columns = TABLES[name]
-    path = os.path.join(RESULTS, file)
+    path, shown = _result_path(file)
     if not os.path.isfile(path):
-        return [f"(`benchmarks/results/{file}` is not measured yet.)"]
+        return [f"(`{shown}` is not measured yet.)"]
     with open(path, encoding="utf-8") as f:
         result = json.load(f)
     lines = [_source(file, result), ""]
@@ -427,9 +471,9 @@ def _verdict(against):
 
 def render_comparison(name, title=None):
     """A paired comparison (``instructrec compare`` / bench) file as a table."""
-    path = os.path.join(RESULTS, name)
+    path, shown = _result_path(name)
     if not os.path.isfile(path):
-        return [f"(`benchmarks/results/{name}` is not measured yet.)"]
+        return [f"(`{shown}` is not measured yet.)"]
     with open(path, encoding="utf-8") as f:
         result = json.load(f)
     references = result["references"]
@@ -440,7 +484,7 @@ def render_comparison(name, title=None):
     )
     lines = [
         (head if title else f"({result['n_users']} test users; ")
-        + f"`benchmarks/results/{name}`, commit `{result['run']['commit'][:10]}`, command in "
+        + f"`{shown}`, commit `{result['run']['commit'][:10]}`, command in "
         "the file):",
         "",
         f"| model | training | HR@1 | NDCG@5 | Δ HR@1 vs {first} [95 % CI] | Δ NDCG@5 vs "
@@ -489,7 +533,9 @@ def main(argv=None, readme=None, results_doc=None):
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     stale = []
-    for path, render in ((readme or README, render_readme), (results_doc or RESULTS_DOC, None)):
+    documents = [(readme or README, render_readme), (results_doc or RESULTS_DOC, None)]
+    documents += [(p, None) for p in sorted(glob.glob(EXPERIMENT_READMES))]
+    for path, render in documents:
         with open(path, encoding="utf-8") as f:
             text = f.read()
         new = render_blocks(render(text) if render else text)
@@ -501,7 +547,7 @@ def main(argv=None, readme=None, results_doc=None):
             with open(path, "w", encoding="utf-8") as f:
                 f.write(new)
     if stale:
-        print(f"{', '.join(stale)} differ from benchmarks/results: run python benchmarks/render.py")
+        print(f"{', '.join(stale)} differ from their result files: run python benchmarks/render.py")
         return 1
     return 0
 

@@ -67,13 +67,11 @@ def row_tokens(model, history, positive):
     its request (``train_request_share``) and negatives drawn as its loss draws them."""
     builder = model.prompts
     if model.running_list:
-        from recbole_instructrec.model.running_list_loss import sampled_negatives, training_row
-
-        row = training_row(model, builder, history, positive)
+        row = model.row_source.row(builder, history, positive)
         if not row.cuts:  # nothing to predict: the loss skips the row
             return np.zeros(4, dtype=int)
 
-        (negatives,) = sampled_negatives(model, [row])
+        (negatives,) = model.likelihood_loss.draw([row])
         lengths = [len(builder.piece(n)) for items in negatives for n in items]
         return np.array([len(row.ids), 0, sum(lengths), len(row.cuts)])
     (negatives,) = model._sample_negatives([history], [positive])

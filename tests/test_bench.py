@@ -206,6 +206,39 @@ def test_a_row_can_evaluate_a_model_trained_by_run_recbole(tmp_path, tiny_llm, s
         bench({"trained_checkpoint": "nowhere.pth"}, ["SASRec"])
 
 
+def test_earlier_rows_serve_by_their_scores_and_by_their_checkpoint(tmp_path, tiny_llm):
+    """--stored-row: the earlier row's scores, and its checkpoint for "@SASRec" settings;
+    --trained-row: the earlier row's checkpoint evaluated again, without training."""
+
+    def bench(models, tag, **rows):
+        return run_benchmark(
+            datasets=["tiny"],
+            models=models,
+            data_path=DATASET_DIR,
+            model_settings={"SASRec": {"epochs": 1}},
+            common_settings={"llm_path": tiny_llm, "eval_batch_size": 50},
+            out_dir=str(tmp_path),
+            tag=tag,
+            **rows,
+        )
+
+    (first,) = bench(["SASRec"], "first")
+    earlier = str(tmp_path / "bench-first.json")
+    stored = bench(
+        ["SASRec", "InstructRec-zeroshot-fused"], "stored", stored_rows={"SASRec": earlier}
+    )
+    assert stored[0]["stored_from"] and stored[0]["metrics"] == first["metrics"]
+    assert stored[1]["fusion_weight"] in FUSION_GRID  # fused with the stored row's checkpoint
+    (again,) = bench(["SASRec"], "again", trained_rows={"SASRec": earlier})
+    assert again["settings"]["trained_checkpoint"] == first["checkpoint"]
+    assert again["metrics"] == first["metrics"]
+    with pytest.raises(ValueError, match="--trained-row BERT4Rec=.*has no row BERT4Rec"):
+        bench(["BERT4Rec"], "missing", trained_rows={"BERT4Rec": earlier})
+    os.remove(first["checkpoint"])
+    with pytest.raises(ValueError, match="--trained-row SASRec=.*not on this machine"):
+        bench(["SASRec"], "gone", trained_rows={"SASRec": earlier})
+
+
 def test_variant_names_take_a_suffix_and_combine_the_hybrid_settings():
     from recbole_instructrec.bench.runner import resolve_model
 
@@ -330,3 +363,57 @@ def test_a_result_says_when_the_installed_package_is_not_the_checkout(tmp_path):
     changed.write_text(changed.read_text() + "\n# changed\n")
     assert report.installed_package_differs(str(tmp_path))
     assert not report.installed_package_differs(None)
+
+
+def test_a_trained_item_head_is_ranked_again_in_full_mode(tmp_path, tiny_llm):
+    """--trained-row with --protocol full: the item head's saved adapter and head, loaded
+    untrained further; every item ranked from one position a user."""
+
+    def bench(protocol, tag, **rows):
+        return run_benchmark(
+            datasets=["tiny"],
+            models=["InstructRec-ItemHead-compact"],
+            protocol=protocol,
+            data_path=DATASET_DIR,
+            common_settings={
+                "llm_path": tiny_llm,
+                "eval_batch_size": 50,
+                "train_steps_per_epoch": 2,
+                "epochs": 1,
+            },
+            out_dir=str(tmp_path),
+            tag=tag,
+            **rows,
+        )
+
+    (trained,) = bench("uni9", "sampled")
+    earlier = str(tmp_path / "bench-sampled.json")
+    (full,) = bench("full", "full", trained_rows={"InstructRec-ItemHead-compact": earlier})
+    assert full["settings"]["trained_checkpoint"] == trained["checkpoint"]
+    assert full["protocol"] == "full" and 0.0 <= full["metrics"]["hit@10"] <= 1.0
+    assert full["training_signals"] in (0, None)  # loaded, not trained
+
+
+def test_every_file_of_a_run_records_the_commit_it_started_at(tmp_path, tiny_llm, monkeypatch):
+    """A run takes hours and the checkout moves on meanwhile: each result file records the
+    commit read when the run started, not where HEAD stands when the file is written (a
+    checkout that moves after the first read would show in the second task's file)."""
+    heads = iter(["started-here"] + ["moved-on"] * 100)
+    git = report._git
+    monkeypatch.setattr(
+        report, "_git", lambda *a: next(heads) if a == ("rev-parse", "HEAD") else git(*a)
+    )
+    run_benchmark(
+        datasets=["tiny"],
+        models=["SASRec"],
+        data_path=DATASET_DIR,
+        model_settings={"SASRec": {"epochs": 1}},
+        common_settings={"llm_path": tiny_llm},
+        out_dir=str(tmp_path),
+        tag="moving",
+        tasks=("sequential", "psearch-specific"),
+    )
+    for task in ("sequential", "psearch-specific"):
+        run = json.loads((tmp_path / f"bench-moving-{task}.json").read_text())["run"]
+        assert run["commit"] == "started-here", task
+        assert run["started"] <= run["finished"]

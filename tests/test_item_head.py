@@ -95,7 +95,9 @@ def test_the_generation_term_is_the_likelihood_heads(float64_model):
 def test_the_loss_is_a_softmax_over_the_catalogue_at_every_position(tiny_llm, tmp_path):
     model, _ = _model(tiny_llm, tmp_path, train_request_share=0, lm_loss_weight=0)
     histories, positives = [[3, 1, 4, 5], [2, 6]], [9, 7]
-    loss, signals = item_head_loss(model, histories, positives)
+    loss, signals = item_head_loss(
+        model.row_source, model.scorer, model.item_head, histories, positives
+    )
     assert signals == 4 + 2  # every item after a row's first
     rows = [model.prompts.training_row(h + [p]) for h, p in zip(histories, positives)]
     states, _, _ = model.scorer.states_before([r.ids for r in rows], [r.cuts for r in rows])
@@ -110,17 +112,22 @@ def test_the_search_signals_weigh_as_a_task_of_their_own(tiny_llm, tmp_path):
     """Request rows: the loss is the sequential signals' mean plus train_request_weight times
     the search signals' mean; the failing counterpart, one mean over every signal, is another
     number. A negative weight is refused by name."""
-    from recbole_instructrec.model.running_list_loss import _training_rows
-
     model, _ = _model(
         tiny_llm, tmp_path, train_request_share=1.0, lm_loss_weight=0, train_request_weight=0.5
     )
     histories, positives = [[3, 1, 4, 5], [2, 6, 8]], [9, 7]
     drawn = (model.template_generator.get_state(), model.request_generator.get_state())
-    loss, _ = item_head_loss(model, histories, positives)
+    loss, _ = item_head_loss(
+        model.row_source,
+        model.scorer,
+        model.item_head,
+        histories,
+        positives,
+        request_weight=model.request_weight,
+    )
     model.template_generator.set_state(drawn[0])
     model.request_generator.set_state(drawn[1])
-    _, rows = _training_rows(model, histories, positives, None)
+    _, rows = model.row_source.rows(histories, positives)
     assert all(row.requested for row in rows)
     states, _, _ = model.scorer.states_before([r.ids for r in rows], [r.cuts for r in rows])
     targets = torch.tensor([i for r in rows for i in r.items])

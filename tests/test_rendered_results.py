@@ -38,6 +38,6 @@ def test_every_table_names_its_file_commit_and_command():
     renderer = _renderer()
     for name in renderer.TABLES:
         lines = renderer.render_table(name)
-        assert lines[0].startswith(("From `benchmarks/results/", "(`benchmarks/results/")), name
+        assert lines[0].startswith(("From `benchmarks/", "(`benchmarks/")), name
         if lines[0].startswith("From"):
             assert "commit `" in lines[0] and "command `" in lines[0], name

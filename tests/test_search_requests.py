@@ -120,7 +120,9 @@ def test_the_target_reaches_only_search_rows(float64_model, monkeypatch):
     )
     histories = [[1, 2, 3, 4, 5], [2, 3, 4], [6, 7, 8, 9], [1, 3, 5, 7]] * 4
     positives = [6, 5, 10, 9] * 4
-    rll.running_list_loss(model, histories, positives)
+    rll.running_list_loss(
+        model.row_source, model.scorer, model.likelihood_loss, histories, positives
+    )
     requested = [row for row in rows if row.requested]
     sequential = [row for row in rows if not row.requested]
     assert requested and sequential  # a share of 0.5 gives both
@@ -161,7 +163,7 @@ def test_request_rows_keep_negatives_at_their_search_position(float64_model):
     row = builder.training_row([1, 2, 3, 4, 5, 6], intention="Horror")
     row.requested = True
     for _ in range(10):
-        (negatives,) = rll.sampled_negatives(model, [row])
+        (negatives,) = model.likelihood_loss.draw([row])
         assert negatives[-1], "the search position lost its negatives"
         assert sum(bool(n) for n in negatives) == 2  # train_negative_positions' default
 

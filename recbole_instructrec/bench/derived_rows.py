@@ -1,5 +1,6 @@
 """Rows a benchmark run adds without training a model: a row stored by an earlier run on the
-same candidates (``--stored-row``), and the category rule of each instruction task."""
+same candidates (``--stored-row``), a row evaluated from the checkpoint an earlier run saved
+(``--trained-row``), and the category rule of each instruction task."""
 
 import json
 import os
@@ -32,6 +33,23 @@ def stored_row(name, result_file, digest):
     row["scores_file"] = score_file_of_result(result_file, row["scores_file"])
     row["stored_from"] = os.path.relpath(result_file)
     return row
+
+
+def trained_checkpoint(name, result_file):
+    """The checkpoint that row ``name`` of an earlier run's ``result_file`` saved, to evaluate
+    it again (under another protocol, say) without training it."""
+    with open(result_file, encoding="utf-8") as f:
+        rows = [r for r in json.load(f)["results"] if r["model"] == name]
+    if not rows:
+        raise ValueError(f"--trained-row {name}={result_file}: that file has no row {name}.")
+    path = rows[0].get("checkpoint")
+    if not path or not os.path.isfile(path):
+        raise ValueError(
+            f"--trained-row {name}={result_file}: its checkpoint {path!r} is not on this machine "
+            "(checkpoints stay under the run's results/tmp/, uncommitted); run that row's "
+            "command here first, or train the row instead."
+        )
+    return path
 
 
 def add_rule_rows(done, dataset, test_dataset, out_dir, stamp, ds_name, ks, cold):

@@ -141,6 +141,7 @@ def run_benchmark(
     command=None,
     tasks=("sequential",),
     stored_rows=None,
+    trained_rows=None,
 ):
     """Run every model on every dataset; returns the list of result records.
 
@@ -149,13 +150,22 @@ def run_benchmark(
     instruction, is scored once for all. With more than the sequential task, each task writes
     its own result files, with the category rule's row where SASRec's scores are at hand.
     ``stored_rows`` ({row: bench-*.json}) takes a row's scores from an earlier run on the same
-    candidates instead of training it again (a converged baseline costs hours)."""
-    model_settings = model_settings or {}
+    candidates instead of training it again (a converged baseline costs hours).
+    ``trained_rows`` ({row: bench-*.json}) evaluates a row from the checkpoint it saved in an
+    earlier run, without training (the same model under another protocol)."""
+    model_settings = dict(model_settings or {})
     stored_rows = stored_rows or {}
+    for name, result_file in (trained_rows or {}).items():
+        trained = derived_rows.trained_checkpoint(name, result_file)
+        model_settings[name] = {**model_settings.get(name, {}), "trained_checkpoint": trained}
     tasks = list(tasks)
     ks = PROTOCOL_KS.get(protocol, [1, 5, 10])
     cand.parse_protocol(protocol)  # fail fast on a bad protocol
     stamp = tag or time.strftime("%Y%m%d-%H%M%S")
+    # the code that runs: its commit, read before anything runs (a run takes hours, and the
+    # checkout may move on meanwhile), and kept for every file the run writes
+    provenance = run_info(command)
+    provenance["started"] = provenance.pop("finished")
     done = {task: [] for task in tasks}  # every dataset's rows so far, by task
     cache = os.path.join(out_dir, "tmp")
     for dataset in datasets:
@@ -215,7 +225,7 @@ def run_benchmark(
                         done,
                         task,
                         [dict(r, task=task, **fields) for r in rows],
-                        command,
+                        provenance,
                         out_dir,
                         stamp,
                         quiet=True,
@@ -246,13 +256,13 @@ def run_benchmark(
             gc.collect()
             # Written after every model, so a long run that is stopped keeps what it finished.
             for task in tasks:
-                _write_task(done, task, [], command, out_dir, stamp, quiet=True)
+                _write_task(done, task, [], provenance, out_dir, stamp, quiet=True)
     for task in tasks:
-        _write_task(done, task, [], command, out_dir, stamp)
+        _write_task(done, task, [], provenance, out_dir, stamp)
     return [record for task in tasks for record in done[task]]
 
 
-def _write_task(done, task, extra, command, out_dir, stamp, quiet=False):
+def _write_task(done, task, extra, provenance, out_dir, stamp, quiet=False):
     """The result files of one task: ``bench-<tag>`` for a sequential-only run, else
     ``bench-<tag>-<task>``; ``extra`` rows (a task scored before the model's other tasks)
     are written with the finished ones."""
@@ -260,7 +270,8 @@ def _write_task(done, task, extra, command, out_dir, stamp, quiet=False):
     if not records:
         return
     stem = f"bench-{stamp}" if list(done) == ["sequential"] else f"bench-{stamp}-{task}"
-    write_results(records, run_info(command), out_dir, stem, quiet=quiet)
+    finished = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    write_results(records, {**provenance, "finished": finished}, out_dir, stem, quiet=quiet)
 
 
 def _common_settings(data_path, protocol, seed, cache, extra):

@@ -34,7 +34,13 @@ from recbole_instructrec.model import settings
 from recbole_instructrec.model.hybrid import HybridItemTokens
 from recbole_instructrec.model.losses import listwise_loss, positive_logprob
 from recbole_instructrec.model.negatives import sample_negatives
-from recbole_instructrec.model.running_list_loss import item_head_loss, running_list_loss
+from recbole_instructrec.model.running_list_loss import (
+    LikelihoodLoss,
+    NegativeDraw,
+    RowSource,
+    item_head_loss,
+    running_list_loss,
+)
 from recbole_instructrec.model.score_fusion import ScoreFusion
 from recbole_instructrec.model.setting_declarations import check_types
 from recbole_instructrec.model.two_stage import TwoStageRanking
@@ -194,6 +200,24 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         self._init_two_stage(config, dataset)
         self._init_score_fusion(config, dataset)
         self.negative_generator = torch.Generator().manual_seed(int(config["seed"] or 0))
+        # what the running-list losses read (they share the generators above)
+        self.row_source = RowSource(
+            self._builder,
+            self.train_templates,
+            self.template_generator,
+            self.intentions,
+            self.request_share,
+            self.request_templates,
+            self.request_generator,
+        )
+        self.likelihood_loss = LikelihoodLoss(
+            NegativeDraw(
+                self._sample_negatives, self.train_negative_positions, self.negative_generator
+            ),
+            self.generation_only,
+            self.ranking_temperature,
+            self.lm_loss_weight,
+        )
         settings.check_evaluation(
             config, self.n_items, bool(self._retriever), bool(self._fusion_model)
         )
@@ -205,8 +229,21 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         users = self._users(interaction)
         histories = _histories(item_seq, item_seq_len)
         if self.running_list:  # every position of each row's list, in one pass
-            loss_of = item_head_loss if self.item_head is not None else running_list_loss
-            loss, signals = loss_of(self, histories, pos_items, users)
+            if self.item_head is not None:
+                loss, signals = item_head_loss(
+                    self.row_source,
+                    self.scorer,
+                    self.item_head,
+                    histories,
+                    pos_items,
+                    users,
+                    self.request_weight,
+                    self.lm_loss_weight,
+                )
+            else:
+                loss, signals = running_list_loss(
+                    self.row_source, self.scorer, self.likelihood_loss, histories, pos_items, users
+                )
             self.training_signals += signals
             return loss
         self.training_signals += len(histories)

@@ -20,7 +20,14 @@ category words, a trained phrasing of a vague wish, or the history's explicit pr
 that row's last signal is a search signal; its other positions stay sequential. A request row
 always gives its search signal the negatives, so the listwise term teaches the model to prefer
 the item that matches what was asked.
+
+The losses read only what they need, not the model: a :class:`RowSource` (templates and
+requests), the scorer, and the head's own settings (:class:`LikelihoodLoss`, or the item head
+and its weights).
 """
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -28,98 +35,130 @@ from recbole_instructrec.model.losses import catalogue_loss, listwise_loss, posi
 from recbole_instructrec.prompts import intentions
 
 
-def running_list_loss(model, histories, positives, users=None):
-    """Mean loss over every position of the rows (``histories[i]`` then ``positives[i]``), and
-    how many positions (training signals) that is."""
-    builder, rows = _training_rows(model, histories, positives, users)
+@dataclass
+class RowSource:
+    """What turns a batch of RecBole's training rows into running-list rows: the templates a
+    batch draws from (one per batch) and the search requests mixed in."""
+
+    builder_of: Callable  # a template -> its prompt builder
+    templates: list
+    template_generator: torch.Generator
+    intentions: object  # an IntentionSource: what a request says of its target
+    request_share: float = 0.0
+    request_templates: tuple = ()
+    request_generator: torch.Generator = None
+
+    def rows(self, histories, positives, users=None):
+        """The batch's drawn builder and its rows that predict something."""
+        pick = torch.randint(len(self.templates), (1,), generator=self.template_generator)
+        builder = self.builder_of(self.templates[int(pick)])
+        users = users or [None] * len(histories)
+        rows = [self.row(builder, h, p, u) for h, p, u in zip(histories, positives, users)]
+        return builder, [row for row in rows if row.cuts]
+
+    def row(self, builder, history, positive, user=None):
+        """A sequential row, or (``request_share`` of the time) a row whose last item answers
+        a search request for it."""
+        if not self.request_share:
+            return builder.training_row(history + [positive])
+        draw = torch.randint(2**31 - 1, (3,), generator=self.request_generator).tolist()
+        if draw[0] >= self.request_share * (2**31 - 1):
+            return builder.training_row(history + [positive])
+        template = self.request_templates[draw[1] % len(self.request_templates)]
+        request_builder = self.builder_of(template)
+        slots = intentions.request_slots(
+            self.intentions,
+            template,
+            request_builder._recent(history),
+            positive,
+            user,
+            draw=draw[2],
+        )
+        row = request_builder.training_row(history + [positive], **slots)
+        row.requested = True
+        return row
+
+
+@dataclass
+class NegativeDraw:
+    """The likelihood head's negatives at each position of each row."""
+
+    sample: Callable  # (histories, positives) -> negatives per position
+    positions: int = None  # train_negative_positions: None = every position
+    generator: torch.Generator = None
+
+    def __call__(self, rows):
+        """Every row's samples first, then (``positions``) each row's kept positions, the
+        others left empty."""
+        negatives = [self.sample(row.histories, row.items) for row in rows]
+        if self.positions is None:
+            return negatives
+        return [self._at_some_positions(n, row.requested) for row, n in zip(rows, negatives)]
+
+    def _at_some_positions(self, row_negatives, requested=False):
+        """The row's negatives kept at ``positions`` random positions, emptied at the others;
+        a request row always keeps them at its last position (its search signal)."""
+        order = torch.randperm(len(row_negatives), generator=self.generator).tolist()
+        if requested:
+            last = len(row_negatives) - 1
+            order = [last] + [k for k in order if k != last]
+        keep = set(order[: self.positions])
+        return [n if k in keep else [] for k, n in enumerate(row_negatives)]
+
+
+@dataclass
+class LikelihoodLoss:
+    """The likelihood head's running-list loss settings."""
+
+    draw: NegativeDraw
+    generation_only: bool  # train_negatives: 0, the paper's objective
+    ranking_temperature: float
+    lm_loss_weight: float
+
+
+def running_list_loss(source, scorer, loss_settings, histories, positives, users=None):
+    """Mean loss over every position of the rows (``histories[i]`` then ``positives[i]``, made
+    by ``source``, scored by ``scorer``), and how many positions (training signals) that is."""
+    builder, rows = source.rows(histories, positives, users)
     negatives = [
         [[builder.piece(n) for n in items] for items in row_negatives]
-        for row_negatives in sampled_negatives(model, rows)
+        for row_negatives in loss_settings.draw(rows)
     ]
-    scored = model.scorer.score_running_lists(rows, negatives)
+    scored = scorer.score_running_lists(rows, negatives)
     signals = len(scored.logprob_sums)
     generation = positive_logprob(scored.logprob_sums, scored.token_counts)
-    if model.generation_only:  # train_negatives: 0, the paper's objective
+    if loss_settings.generation_only:
         return -generation, signals
     ranked = [i for i, s in enumerate(scored.logprob_sums) if len(s) > 1]
     sums = torch.stack([scored.logprob_sums[i] for i in ranked])
     counts = torch.stack([scored.token_counts[i] for i in ranked])
-    loss = listwise_loss(builder._normalized(sums, counts), model.ranking_temperature)
-    if model.lm_loss_weight:
-        loss = loss - model.lm_loss_weight * generation
+    loss = listwise_loss(builder._normalized(sums, counts), loss_settings.ranking_temperature)
+    if loss_settings.lm_loss_weight:
+        loss = loss - loss_settings.lm_loss_weight * generation
     return loss, signals
 
 
-def item_head_loss(model, histories, positives, users=None):
+def item_head_loss(
+    source, scorer, head, histories, positives, users=None, request_weight=1.0, lm_loss_weight=0
+):
     """The item head's loss over the rows' every position, from one pass: cross-entropy over
     the whole catalogue, minus ``lm_loss_weight`` times the positives' generation log-prob
     (per token); and how many positions (training signals) that is. ``train_negatives`` plays
     no part: the softmax already compares the positive with every item. A request row's last
-    position is a search signal, weighed by ``train_request_weight`` (:func:`catalogue_loss`)."""
-    _, rows = _training_rows(model, histories, positives, users)
-    lengths = [row.lengths for row in rows] if model.lm_loss_weight else None
-    states, sums, counts = model.scorer.states_before(
+    position is a search signal, weighed by ``request_weight`` (:func:`catalogue_loss`)."""
+    _, rows = source.rows(histories, positives, users)
+    lengths = [row.lengths for row in rows] if lm_loss_weight else None
+    states, sums, counts = scorer.states_before(
         [row.ids for row in rows], [row.cuts for row in rows], lengths
     )
-    logits = model.item_head(torch.cat(states))
+    logits = head(torch.cat(states))
     targets = torch.tensor([i for row in rows for i in row.items], device=logits.device)
     search = torch.tensor(
         [row.requested and k == len(row.items) - 1 for row in rows for k in range(len(row.items))],
         device=logits.device,
     )
-    loss = catalogue_loss(logits, targets, search, model.request_weight)
-    if model.lm_loss_weight:
+    loss = catalogue_loss(logits, targets, search, request_weight)
+    if lm_loss_weight:
         generation = torch.cat([s / c.clamp(min=1) for s, c in zip(sums, counts)]).mean()
-        loss = loss - model.lm_loss_weight * generation
+        loss = loss - lm_loss_weight * generation
     return loss, len(targets)
-
-
-def _training_rows(model, histories, positives, users):
-    """The batch's template builder (one drawn per batch) and its rows that predict something."""
-    pick = torch.randint(len(model.train_templates), (1,), generator=model.template_generator)
-    builder = model._builder(model.train_templates[int(pick)])
-    users = users or [None] * len(histories)
-    rows = [training_row(model, builder, h, p, u) for h, p, u in zip(histories, positives, users)]
-    return builder, [row for row in rows if row.cuts]
-
-
-def training_row(model, builder, history, positive, user=None):
-    """A sequential row, or (``train_request_share`` of the time) a row whose last item
-    answers a search request for it."""
-    if not model.request_share:
-        return builder.training_row(history + [positive])
-    draw = torch.randint(2**31 - 1, (3,), generator=model.request_generator).tolist()
-    if draw[0] >= model.request_share * (2**31 - 1):
-        return builder.training_row(history + [positive])
-    template = model.request_templates[draw[1] % len(model.request_templates)]
-    request_builder = model._builder(template)
-    slots = intentions.request_slots(
-        model.intentions, template, request_builder._recent(history), positive, user, draw=draw[2]
-    )
-    row = request_builder.training_row(history + [positive], **slots)
-    row.requested = True
-    return row
-
-
-def sampled_negatives(model, rows):
-    """The negative items at each position of each running-list row, drawn as the loss draws
-    them: every row's samples first, then (``train_negative_positions``) each row's kept
-    positions, the others left empty."""
-    negatives = [model._sample_negatives(row.histories, row.items) for row in rows]
-    if model.train_negative_positions is None:
-        return negatives
-    return [
-        _only_at_some_positions(row_negatives, model.train_negative_positions, model, row.requested)
-        for row, row_negatives in zip(rows, negatives)
-    ]
-
-
-def _only_at_some_positions(row_negatives, count, model, requested=False):
-    """The row's negatives kept at ``count`` random positions, emptied at the others; a
-    request row always keeps them at its last position (its search signal)."""
-    order = torch.randperm(len(row_negatives), generator=model.negative_generator).tolist()
-    if requested:
-        last = len(row_negatives) - 1
-        order = [last] + [k for k in order if k != last]
-    keep = set(order[:count])
-    return [n if k in keep else [] for k, n in enumerate(row_negatives)]

@@ -291,16 +291,22 @@ def text_categories(config, categories):
     return value
 
 
+def _item_head_part(config, key, score_head, part):
+    """``config[key]``, a bool that adds ``part`` to the item head's vectors: refused without
+    the item head."""
+    value = config[key]  # a bool: its declared type is checked first
+    if value and score_head != "items":
+        raise ValueError(
+            f"{key}=True adds {part} to the item head's item vectors, and "
+            f"score_head={score_head!r} has none. Use score_head: items, or {key}: False."
+        )
+    return value
+
+
 def head_categories(config, score_head, categories):
     """``item_head_categories``: True adds each item's category vectors to its item head
     vector; it needs the item head and a dataset with item categories."""
-    value = config["item_head_categories"]  # a bool: its declared type is checked first
-    if value and score_head != "items":
-        raise ValueError(
-            f"item_head_categories=True adds category vectors to the item head's item vectors, "
-            f"and score_head={score_head!r} has none. Use score_head: items, or "
-            "item_head_categories: False."
-        )
+    value = _item_head_part(config, "item_head_categories", score_head, "category vectors")
     if value and categories is None:
         raise ValueError(
             "item_head_categories=True needs item categories, and this dataset has no "
@@ -313,13 +319,7 @@ def head_categories(config, score_head, categories):
 def head_collab(config, score_head):
     """``item_head_collab``: True adds a projection of ``collab_model_checkpoint``'s item
     embeddings to each item head vector; it needs the item head and that checkpoint."""
-    value = config["item_head_collab"]  # a bool: its declared type is checked first
-    if value and score_head != "items":
-        raise ValueError(
-            f"item_head_collab=True adds collaborative embeddings to the item head's item "
-            f"vectors, and score_head={score_head!r} has none. Use score_head: items, or "
-            "item_head_collab: False."
-        )
+    value = _item_head_part(config, "item_head_collab", score_head, "collaborative embeddings")
     if value and not config["collab_model_checkpoint"]:
         raise ValueError(
             "item_head_collab=True reads the item embeddings of collab_model_checkpoint, which "

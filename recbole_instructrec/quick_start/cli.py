@@ -100,6 +100,14 @@ def instructrec_main(argv=None):
         metavar="ROW=bench-*.json",
         help="take a row's scores from an earlier run on the same candidates (repeatable)",
     )
+    bench.add_argument(
+        "--trained-row",
+        action="append",
+        default=[],
+        metavar="ROW=bench-*.json",
+        help="evaluate a row from the checkpoint it saved in an earlier run, without training "
+        "(e.g. under another --protocol; repeatable)",
+    )
     bench.add_argument("--out", default="benchmarks/results", help="output folder")
     bench.add_argument("--seed", type=int, default=2020)
     bench.add_argument("--tag", default=None, help="name of the result files (default: time)")
@@ -191,6 +199,7 @@ def instructrec_main(argv=None):
         run_benchmark(
             tasks=parse_tasks(args.tasks),
             stored_rows=stored_rows(args.stored_row),
+            trained_rows=stored_rows(args.trained_row, "--trained-row"),
             datasets=[d for d in args.datasets.split(",") if d],
             models=[m for m in args.models.split(",") if m],
             protocol=args.protocol,
@@ -299,9 +308,9 @@ def key_values(pairs):
     }
 
 
-def stored_rows(entries):
-    """`--stored-row ROW=bench-*.json` entries as {row: result file}."""
-    return dict(_split(e, "--stored-row", "ROW=bench-*.json") for e in entries)
+def stored_rows(entries, option="--stored-row"):
+    """`--stored-row ROW=bench-*.json` (or ``option``) entries as {row: result file}."""
+    return dict(_split(e, option, "ROW=bench-*.json") for e in entries)
 
 
 def model_settings(entries):

@@ -8,6 +8,11 @@ out=$here/results
 #    that the SASRec hybrid reads.
 instructrec bench --datasets ml-100k --models SASRec \
   --model-config SASRec=$here/configs/sasrec.yaml --out $out --tag ml-100k-uni9-sasrec
+#    Every stored negative checked against each user's whole history in the raw .inter file,
+#    beside the earlier draw's file.
+python benchmarks/candidate_leaks.py --files-only --out $out --tag candidate-leaks \
+  --candidates $out/candidates-ml-100k-uni9.jsonl \
+  --candidates benchmarks/results/candidates-ml-100k-uni9.jsonl
 # 2. The compact item head and the SASRec hybrid item head, at the main job's budget, on every
 #    instruction task, against step 1's SASRec (its scores, and its checkpoint for the hybrid).
 instructrec bench --datasets ml-100k \
@@ -15,3 +20,24 @@ instructrec bench --datasets ml-100k \
   --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
   --tasks sequential,psearch-specific,psearch-vague,psearch-vague-held-out,psearch-preference,product-search \
   --out $out --tag ml-100k-uni9-item-heads
+#    Each task paired over users: every row against SASRec, and the hybrid against the compact
+#    item head.
+for task in sequential psearch-specific psearch-vague psearch-vague-held-out \
+  psearch-preference product-search; do
+  instructrec compare --results $out/bench-ml-100k-uni9-item-heads-$task.json \
+    --rows SASRec,CategoryRule,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+    --title "$task" --out $out --tag item-heads-$task
+  instructrec compare --results $out/bench-ml-100k-uni9-item-heads-$task.json \
+    --rows InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+    --reference InstructRec-ItemHead-compact --title "$task: hybrid vs compact" \
+    --out $out --tag hybrid-vs-compact-$task
+done
+# 3. Full ranking (RecBole's full mode: every item ranked for each test user), the same three
+#    checkpoints evaluated again, untrained further.
+heads=$out/bench-ml-100k-uni9-item-heads-sequential.json
+instructrec bench --datasets ml-100k --protocol full \
+  --models SASRec,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+  --trained-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
+  --trained-row InstructRec-ItemHead-compact=$heads \
+  --trained-row InstructRec-ItemHead-hybrid=$heads \
+  --out $out --tag ml-100k-full-item-heads
