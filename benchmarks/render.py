@@ -362,7 +362,7 @@ COMPARISONS = {
     **{
         f"{prefix}-{task}": f"{ITEM_HEAD}/{prefix}-{task}.json"
         for prefix in ("item-heads", "hybrid-vs-compact")
-        for task in ("sequential",) + SEARCH_TASKS
+        for task in ("sequential", "psearch-specific")  # the tasks its run.sh scores
     },
     "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
     "main-job-vs-lora": "main-job-vs-lora-ml-100k-uni9.json",

@@ -100,7 +100,7 @@ def main(argv=None):
 
     import recbole_instructrec  # noqa: F401
     from recbole_instructrec.bench import run_benchmark
-    from recbole_instructrec.quick_start.cli import key_values, model_settings, stored_rows
+    from recbole_instructrec.quick_start.cli import key_values, model_settings, row_files
 
     source = args.source or os.path.join(
         os.path.dirname(recbole.__file__), "dataset_example", "ml-100k"
@@ -113,7 +113,7 @@ def main(argv=None):
         data_path=root,
         common_settings={**SOURCE_DATASET_SETTINGS, **key_values(args.set)},
         model_settings=model_settings(args.model_config),
-        stored_rows=stored_rows(args.stored_row),
+        stored_rows=row_files(args.stored_row, "--stored-row"),
         out_dir=args.out,
         tag=args.tag,
         command=command,

@@ -2,8 +2,8 @@
 
 ``properties/InstructRec.yaml``, which RecBole reads for the defaults, is rendered from this
 table: ``python -m recbole_instructrec.model.setting_declarations``, run from the repository
-root, writes it, and a test fails when the two differ. The code reads the settings through :mod:`.settings`, which checks the
-values; this table says what each one is.
+root, writes it, and a test fails when the two differ. The code reads the settings through
+:mod:`.settings`, which checks the values; this table says what each one is.
 
 A type is one or more of ``int``, ``float``, ``bool``, ``str``, ``list``, ``dict``, joined by
 `` | ``; ``~`` (YAML's null) means "decided for you", and each help says how.

@@ -198,8 +198,8 @@ def instructrec_main(argv=None):
 
         run_benchmark(
             tasks=parse_tasks(args.tasks),
-            stored_rows=stored_rows(args.stored_row),
-            trained_rows=stored_rows(args.trained_row, "--trained-row"),
+            stored_rows=row_files(args.stored_row, "--stored-row"),
+            trained_rows=row_files(args.trained_row, "--trained-row"),
             datasets=[d for d in args.datasets.split(",") if d],
             models=[m for m in args.models.split(",") if m],
             protocol=args.protocol,
@@ -308,8 +308,9 @@ def key_values(pairs):
     }
 
 
-def stored_rows(entries, option="--stored-row"):
-    """`--stored-row ROW=bench-*.json` (or ``option``) entries as {row: result file}."""
+def row_files(entries, option):
+    """``option`` (`--stored-row` or `--trained-row`) ``ROW=bench-*.json`` entries as
+    {row: result file}."""
     return dict(_split(e, option, "ROW=bench-*.json") for e in entries)
 
 
