@@ -346,6 +346,27 @@ def test_a_report_names_the_repositorys_files_relative_to_its_root(tmp_path):
     assert _machine_folders(json.dumps(payload)) == [sys.executable, root]
 
 
+def test_a_folder_is_rewritten_only_where_a_path_starts_with_it(tmp_path):
+    """A checkout right under /tmp: its parent, /tmp, also sits inside other paths (a pytest
+    folder's own tmp/), which must keep their names and still lead to the same file."""
+    places = [("/tmp/fresh", ""), ("/tmp", "..")]
+    value = "/tmp/pytest-of-me/ra0/tmp/saved/x.pth and /tmp/fresh/benchmarks/a.json in /tmp"
+    written = report.portable(value, places)
+    assert written == "../pytest-of-me/ra0/tmp/saved/x.pth and benchmarks/a.json in .."
+    assert report.local_path("../pytest-of-me/ra0/tmp/saved/x.pth") == os.path.normpath(
+        os.path.join(next(f for f, name in report._places() if name == ""), "..", "pytest-of-me")
+        + "/ra0/tmp/saved/x.pth"
+    )
+    assert report.local_path("/abs/x.pth") == "/abs/x.pth"
+
+    def rewritten_anywhere(value, places):  # the broken rewriting: inside other paths too
+        for folder, name in places:
+            value = value.replace(folder + os.sep, name + os.sep if name else "")
+        return value
+
+    assert "ra0../saved" in rewritten_anywhere(value, places)
+
+
 def test_a_result_says_when_the_installed_package_is_not_the_checkout(tmp_path):
     """A stale install runs other code than the commit a result records: run_info says so."""
     import shutil

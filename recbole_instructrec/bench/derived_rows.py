@@ -9,6 +9,7 @@ import numpy as np
 
 from recbole_instructrec.bench import instruction_tasks as tasks_lib
 from recbole_instructrec.bench.evaluation import rank_summary
+from recbole_instructrec.bench.report import local_path
 from recbole_instructrec.bench.score_files import (
     read_score_file,
     score_file_of_result,
@@ -32,6 +33,8 @@ def stored_row(name, result_file, digest):
         )
     row["scores_file"] = score_file_of_result(result_file, row["scores_file"])
     row["stored_from"] = os.path.relpath(result_file)
+    if row.get("checkpoint"):
+        row["checkpoint"] = local_path(row["checkpoint"])
     return row
 
 
@@ -43,6 +46,7 @@ def trained_checkpoint(name, result_file):
     if not rows:
         raise ValueError(f"--trained-row {name}={result_file}: that file has no row {name}.")
     path = rows[0].get("checkpoint")
+    path = path and local_path(path)
     if not path or not os.path.isfile(path):
         raise ValueError(
             f"--trained-row {name}={result_file}: its checkpoint {path!r} is not on this machine "

@@ -56,17 +56,29 @@ def portable(value, places):
     """``value`` (any JSON value) with each absolute path of ``places`` ((folder, what it reads
     as), the innermost first) rewritten: a result names the repository's files relative to its
     root, so that it reads the same on any checkout and records nothing of the machine's
-    folders."""
+    folders. A folder is rewritten only where a path starts with it, never inside another path
+    (``/tmp`` in ``/home/me/tmp/x``)."""
     if isinstance(value, str):
         for folder, name in places:
-            value = value.replace(folder + os.sep, name + os.sep if name else "")
-            value = re.sub(re.escape(folder) + r"(?![\w.-])", name or ".", value)
+            start = r"(?<![\w./-])" + re.escape(folder)
+            prefix, alone = (name + os.sep if name else ""), (name or ".")
+            value = re.sub(start + re.escape(os.sep), lambda _: prefix, value)
+            value = re.sub(start + r"(?![\w.-])", lambda _: alone, value)
         return value
     if isinstance(value, list):
         return [portable(v, places) for v in value]
     if isinstance(value, dict):
         return {k: portable(v, places) for k, v in value.items()}
     return value
+
+
+def local_path(recorded):
+    """The file a result's ``recorded`` path names on this machine: results record the
+    repository's paths relative to its root (see :func:`portable`)."""
+    if os.path.isabs(recorded):
+        return recorded
+    root = _git("rev-parse", "--show-toplevel") or os.getcwd()
+    return os.path.normpath(os.path.join(root, recorded))
 
 
 def _places():
