@@ -62,8 +62,9 @@ def portable(value, places):
         for folder, name in places:
             start = r"(?<![\w./-])" + re.escape(folder)
             prefix, alone = (name + os.sep if name else ""), (name or ".")
-            value = re.sub(start + re.escape(os.sep), lambda _: prefix, value)
-            value = re.sub(start + r"(?![\w.-])", lambda _: alone, value)
+            # replacements as functions: taken literally, never read as templates
+            value = re.sub(start + re.escape(os.sep), lambda _, text=prefix: text, value)
+            value = re.sub(start + r"(?![\w.-])", lambda _, text=alone: text, value)
         return value
     if isinstance(value, list):
         return [portable(v, places) for v in value]
