@@ -40,3 +40,31 @@ instructrec bench --datasets ml-100k --protocol full \
   --trained-row InstructRec-ItemHead-compact=$heads \
   --trained-row InstructRec-ItemHead-hybrid=$heads \
   --out $out --tag ml-100k-full-item-heads
+# 4. The longer budget: the hybrid item head trained for up to three epochs, each validated on
+#    every validation user, the best one tested; paired against SASRec and against step 2's
+#    one-epoch hybrid.
+instructrec bench --datasets ml-100k --models SASRec,InstructRec-ItemHead-hybrid-3epochs \
+  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
+  --model-config InstructRec-ItemHead-hybrid-3epochs=$here/configs/hybrid-three-epochs.yaml \
+  --tasks sequential,psearch-specific --out $out --tag ml-100k-uni9-hybrid-longer
+for task in sequential psearch-specific; do
+  instructrec compare --results $out/bench-ml-100k-uni9-hybrid-longer-$task.json \
+    --results $out/bench-ml-100k-uni9-item-heads-$task.json \
+    --rows SASRec,InstructRec-ItemHead-hybrid,InstructRec-ItemHead-hybrid-3epochs \
+    --title "$task: the longer budget" --out $out --tag hybrid-longer-$task
+done
+# 5. The other instruction tasks (a vague intention, with its held-out phrasings apart; an
+#    explicit preference; product search), step 2's item heads evaluated again, untrained
+#    further, on the same stored candidates.
+instructrec bench --datasets ml-100k \
+  --models SASRec,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
+  --trained-row InstructRec-ItemHead-compact=$heads \
+  --trained-row InstructRec-ItemHead-hybrid=$heads \
+  --tasks psearch-vague,psearch-vague-held-out,psearch-preference,product-search \
+  --out $out --tag ml-100k-uni9-item-heads-more-tasks
+for task in psearch-vague psearch-vague-held-out psearch-preference product-search; do
+  instructrec compare --results $out/bench-ml-100k-uni9-item-heads-more-tasks-$task.json \
+    --rows SASRec,CategoryRule,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+    --title "$task" --out $out --tag item-heads-$task
+done
