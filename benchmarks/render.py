@@ -145,7 +145,10 @@ FULL_RANKING = (
         for k in (10, 20)
         for name, key in (("HR", "hit"), ("NDCG", "ndcg"))
     ]
-    + [("eval s", "eval_seconds", "0f")]
+    + [
+        ("eval s", "eval_seconds", "0f"),
+        ("s per user", lambda row: row["eval_seconds"] / row["n_test_users"], "3f"),
+    ]
 )
 TABLES = {
     "item-head-candidate-leaks": (
@@ -162,6 +165,11 @@ TABLES = {
         f"{ITEM_HEAD}/bench-ml-100k-uni9-item-heads-sequential.json",
         "results",
         BENCH_SIGNALS,
+    ),
+    "item-head-longer-training": (
+        f"{ITEM_HEAD}/bench-ml-100k-uni9-hybrid-longer-sequential.json",
+        "results",
+        CONVERGED + [("training signals", "training_signals", "d")],
     ),
     "item-head-full-ranking": (
         f"{ITEM_HEAD}/bench-ml-100k-full-item-heads.json",
@@ -361,9 +369,10 @@ TABLES = {
 COMPARISONS = {
     **{
         f"{prefix}-{task}": f"{ITEM_HEAD}/{prefix}-{task}.json"
-        for prefix in ("item-heads", "hybrid-vs-compact")
+        for prefix in ("item-heads", "hybrid-vs-compact", "hybrid-longer")
         for task in ("sequential", "psearch-specific")  # the tasks its run.sh scores
     },
+    **{f"item-heads-{task}": f"{ITEM_HEAD}/item-heads-{task}.json" for task in SEARCH_TASKS[1:]},
     "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
     "main-job-vs-lora": "main-job-vs-lora-ml-100k-uni9.json",
     "fast-vs-running-list": "fast-vs-running-list-ml-100k-uni9.json",
@@ -398,6 +407,8 @@ COMPARISONS = {
 
 
 def _at(node, path):
+    if callable(path):  # a column computed from its row
+        return path(node)
     for part in path.split("/") if path else []:
         node = node.get(part) if isinstance(node, dict) else None
     return node

@@ -68,3 +68,8 @@ for task in psearch-vague psearch-vague-held-out psearch-preference product-sear
     --rows SASRec,CategoryRule,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
     --title "$task" --out $out --tag item-heads-$task
 done
+# 6. `instructrec serve` with step 2's hybrid item head: latency of a whole-catalogue request
+#    (no retriever: every item scored from one pass), one client and four.
+hybrid=$(python -c "import json, sys; print(next(r['checkpoint'] for r in json.load(open(sys.argv[1]))['results'] if r['model'] == 'InstructRec-ItemHead-hybrid'))" "$heads")
+python benchmarks/serve_load.py --checkpoint "$hybrid" --settings full --concurrency 1,4 \
+  --one-by-one '' --max-requests 32 --out $out --tag serve-load-hybrid
