@@ -73,14 +73,13 @@ done
 hybrid=$(python -c "import json, sys; print(next(r['checkpoint'] for r in json.load(open(sys.argv[1]))['results'] if r['model'] == 'InstructRec-ItemHead-hybrid'))" "$heads")
 python benchmarks/serve_load.py --checkpoint "$hybrid" --settings full --concurrency 1,4 \
   --one-by-one '' --max-requests 32 --out $out --tag serve-load-hybrid
-# 7. The popularity order (RecBole's Pop: training counts), the simplest honest baseline, on the
-#    same stored candidates and in full ranking; paired with the item heads on the sequential task.
-instructrec bench --datasets ml-100k --models SASRec,Pop \
-  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json --out $out --tag ml-100k-uni9-pop
-instructrec compare --results $out/bench-ml-100k-uni9-pop.json \
+# 7. The popularity rule (each stored candidate by its training interactions), the simplest
+#    honest baseline, on the same stored candidates; every row paired against it on the
+#    sequential task.
+instructrec bench --datasets ml-100k --models SASRec,PopularityRule \
+  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json --out $out --tag ml-100k-uni9-popularity
+instructrec compare --results $out/bench-ml-100k-uni9-popularity.json \
   --results $out/bench-ml-100k-uni9-item-heads-sequential.json \
-  --rows SASRec,Pop,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
-  --reference Pop --title "sequential: against the popularity order" --out $out \
+  --rows PopularityRule,SASRec,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+  --reference PopularityRule --title "sequential: against the popularity rule" --out $out \
   --tag item-heads-vs-popularity
-instructrec bench --datasets ml-100k --protocol full --models Pop --out $out \
-  --tag ml-100k-full-pop
