@@ -52,6 +52,11 @@ for task in sequential psearch-specific; do
     --results $out/bench-ml-100k-uni9-item-heads-$task.json \
     --rows SASRec,InstructRec-ItemHead-hybrid,InstructRec-ItemHead-hybrid-3epochs \
     --title "$task: the longer budget" --out $out --tag hybrid-longer-$task
+  instructrec compare --results $out/bench-ml-100k-uni9-hybrid-longer-$task.json \
+    --results $out/bench-ml-100k-uni9-item-heads-$task.json \
+    --rows InstructRec-ItemHead-hybrid,InstructRec-ItemHead-hybrid-3epochs \
+    --reference InstructRec-ItemHead-hybrid --title "$task: three epochs against one" \
+    --out $out --tag hybrid-epochs-$task
 done
 # 5. The other instruction tasks (a vague intention, with its held-out phrasings apart; an
 #    explicit preference; product search), step 2's item heads evaluated again, untrained
