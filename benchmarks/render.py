@@ -369,10 +369,15 @@ TABLES = {
 COMPARISONS = {
     **{
         f"{prefix}-{task}": f"{ITEM_HEAD}/{prefix}-{task}.json"
-        for prefix in ("item-heads", "hybrid-vs-compact", "hybrid-longer")
+        for prefix in ("item-heads", "hybrid-vs-compact", "hybrid-longer", "hybrid-epochs")
         for task in ("sequential", "psearch-specific")  # the tasks its run.sh scores
     },
     **{f"item-heads-{task}": f"{ITEM_HEAD}/item-heads-{task}.json" for task in SEARCH_TASKS[1:]},
+    "item-heads-vs-popularity": f"{ITEM_HEAD}/item-heads-vs-popularity.json",
+    "headline-ml-100k": "benchmarks/experiments/headline/results/headline-ml-100k-uni9.json",
+    "headline-amazon-games": (
+        "benchmarks/experiments/headline/results/headline-amazon-games-2000u-uni9.json"
+    ),
     "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
     "main-job-vs-lora": "main-job-vs-lora-ml-100k-uni9.json",
     "fast-vs-running-list": "fast-vs-running-list-ml-100k-uni9.json",

@@ -13,6 +13,7 @@ from recbole.data import create_dataset, data_preparation
 from conftest import DATASET_DIR
 from recbole_instructrec.bench import report, run_benchmark
 from recbole_instructrec.bench.cold_items import cold_mask, popularity_buckets
+from recbole_instructrec.bench.score_files import read_score_file
 from recbole_instructrec.bench.user_sample import sample_users
 from recbole_instructrec.data.training_counts import (
     counts_from_atomic,
@@ -384,6 +385,42 @@ def test_a_result_says_when_the_installed_package_is_not_the_checkout(tmp_path):
     changed.write_text(changed.read_text() + "\n# changed\n")
     assert report.installed_package_differs(str(tmp_path))
     assert not report.installed_package_differs(None)
+
+
+def test_the_popularity_rule_ranks_the_stored_candidates_by_training_interactions(tmp_path):
+    """The simplest baseline: candidates in the order of their training interactions (every
+    interaction but each user's last two), read here from the raw file. RecBole's Pop is not
+    that order: it adds one per training batch an item is in, not one per interaction."""
+
+    def bench(models, protocol="uni9"):
+        return run_benchmark(
+            datasets=["tiny"],
+            models=models,
+            protocol=protocol,
+            data_path=DATASET_DIR,
+            model_settings={"Pop": {"epochs": 1}},
+            out_dir=str(tmp_path),
+            tag=f"popularity-{protocol}",
+        )
+
+    rule, pop = bench(["PopularityRule", "Pop"])
+    inter = pd.read_csv(os.path.join(DATASET_DIR, "tiny", "tiny.inter"), sep="\t")
+    inter.columns = [c.split(":")[0] for c in inter.columns]
+    inter = inter.sort_values(["user_id", "timestamp"], kind="stable")
+    position = inter.groupby("user_id").cumcount()
+    length = inter.groupby("user_id")["item_id"].transform("size")
+    counts = inter[position < length - 2]["item_id"].value_counts()
+
+    def in_count_order(record):
+        by_score = sorted(zip(record["scores"], record["items"]), reverse=True)
+        ordered = [counts.get(item, 0) for _, item in by_score]
+        return ordered == sorted(ordered, reverse=True)
+
+    assert all(in_count_order(r) for r in read_score_file(rule["scores_file"]))
+    # the failing counterpart: RecBole's Pop (a one-batch epoch here) ties nearly every item
+    assert not all(in_count_order(r) for r in read_score_file(pop["scores_file"]))
+    with pytest.raises(ValueError, match="PopularityRule ranks the stored candidates"):
+        bench(["PopularityRule"], protocol="full")
 
 
 def test_a_trained_item_head_is_ranked_again_in_full_mode(tmp_path, tiny_llm):

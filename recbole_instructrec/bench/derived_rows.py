@@ -1,6 +1,6 @@
 """Rows a benchmark run adds without training a model: a row stored by an earlier run on the
 same candidates (``--stored-row``), a row evaluated from the checkpoint an earlier run saved
-(``--trained-row``), and the category rule of each instruction task."""
+(``--trained-row``), the category rule of each instruction task, and the popularity rule."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from recbole_instructrec.bench import instruction_tasks as tasks_lib
-from recbole_instructrec.bench.evaluation import rank_summary
+from recbole_instructrec.bench.evaluation import cold_test_users, rank_summary
 from recbole_instructrec.bench.report import local_path
 from recbole_instructrec.bench.score_files import (
     read_score_file,
@@ -54,6 +54,55 @@ def trained_checkpoint(name, result_file):
             "command here first, or train the row instead."
         )
     return path
+
+
+POPULARITY_ROW = "PopularityRule"
+
+
+def popularity_scores(tokens, users, train_counts, seed):
+    """Score records of the popularity rule: each stored candidate scored by its number of
+    training interactions, ties broken by a seeded draw (a fraction of one interaction, so a
+    tie-break never overturns a count). It reads no history and no request: the simplest
+    baseline a recommender must beat."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for user in users:
+        items = tokens[user]
+        tie_break = rng.random(len(items)) * 0.5
+        scores = [train_counts.get(t, 0) + float(b) for t, b in zip(items, tie_break)]
+        records.append({"user": user, "items": items, "scores": [round(x, 6) for x in scores]})
+    return records
+
+
+def popularity_row(tokens, test_dataset, train_counts, digest, path, ks, seed):
+    """The popularity rule's row on the stored candidates ``tokens`` (``{user: [items]}``, the
+    positive first), its scores written to ``path``."""
+    if tokens is None:
+        raise ValueError(
+            f"{POPULARITY_ROW} ranks the stored candidates of a sampled protocol; run it with "
+            "--protocol uni9 (or uni99, pop99), not full."
+        )
+    user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
+    users = [str(user_tokens[u]) for u in test_dataset.inter_feat[test_dataset.uid_field].numpy()]
+    records = popularity_scores(tokens, users, train_counts, seed)
+    write_score_file(path, records)
+    ranks = positive_ranks(np.array([r["scores"] for r in records]), POPULARITY_ROW)
+    return {
+        "model": POPULARITY_ROW,
+        "recbole_model": None,
+        "settings": {"rule": "training interactions of each candidate, ties by a seeded draw"},
+        "convergence": None,
+        "validation_grid": None,
+        "checkpoint": None,
+        "fusion_weight": None,
+        "scores_file": path,
+        **rank_summary(ranks, ks, cold_test_users(test_dataset, train_counts)),
+        "candidates_sha256": digest,
+        "train_seconds": 0.0,
+        "eval_seconds": 0.0,
+        "trainable_parameters": 0,
+        "training_signals": None,
+    }
 
 
 def add_rule_rows(done, dataset, test_dataset, out_dir, stamp, ds_name, ks, cold):

@@ -207,6 +207,12 @@ def run_benchmark(
                 by_task = dict.fromkeys(tasks, stored)
                 if stored.get("checkpoint") and os.path.exists(stored["checkpoint"]):
                     checkpoints[name] = stored["checkpoint"]  # "@<row>" may read it
+            elif name == derived_rows.POPULARITY_ROW:
+                path = os.path.join(out_dir, "scores", stamp, f"{ds_name}-{name}.jsonl.gz")
+                row = derived_rows.popularity_row(
+                    tokens, test_dataset, train_counts, digest, path, ks, seed
+                )
+                by_task = dict.fromkeys(tasks, row)
             else:
                 _log(f"[{dataset}] {name}: training and evaluating")
                 by_task = _run_one(

@@ -71,7 +71,8 @@ def instructrec_main(argv=None):
     bench.add_argument(
         "--models",
         default="SASRec,SASRec-tuned,BERT4Rec,InstructRec-zeroshot,InstructRec-LoRA",
-        help="comma-separated RecBole model names, SASRec-tuned, or InstructRec variants",
+        help="comma-separated RecBole model names, SASRec-tuned, InstructRec variants, or "
+        "PopularityRule (candidates by training interactions)",
     )
     bench.add_argument("--protocol", default="uni9", help="uni9 (paper), uni99, pop99 or full")
     bench.add_argument("--max-users", type=int, default=None, help="deterministic user sample")

@@ -52,6 +52,11 @@ for task in sequential psearch-specific; do
     --results $out/bench-ml-100k-uni9-item-heads-$task.json \
     --rows SASRec,InstructRec-ItemHead-hybrid,InstructRec-ItemHead-hybrid-3epochs \
     --title "$task: the longer budget" --out $out --tag hybrid-longer-$task
+  instructrec compare --results $out/bench-ml-100k-uni9-hybrid-longer-$task.json \
+    --results $out/bench-ml-100k-uni9-item-heads-$task.json \
+    --rows InstructRec-ItemHead-hybrid,InstructRec-ItemHead-hybrid-3epochs \
+    --reference InstructRec-ItemHead-hybrid --title "$task: three epochs against one" \
+    --out $out --tag hybrid-epochs-$task
 done
 # 5. The other instruction tasks (a vague intention, with its held-out phrasings apart; an
 #    explicit preference; product search), step 2's item heads evaluated again, untrained
@@ -73,14 +78,13 @@ done
 hybrid=$(python -c "import json, sys; print(next(r['checkpoint'] for r in json.load(open(sys.argv[1]))['results'] if r['model'] == 'InstructRec-ItemHead-hybrid'))" "$heads")
 python benchmarks/serve_load.py --checkpoint "$hybrid" --settings full --concurrency 1,4 \
   --one-by-one '' --max-requests 32 --out $out --tag serve-load-hybrid
-# 7. The popularity order (RecBole's Pop: training counts), the simplest honest baseline, on the
-#    same stored candidates and in full ranking; paired with the item heads on the sequential task.
-instructrec bench --datasets ml-100k --models SASRec,Pop \
-  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json --out $out --tag ml-100k-uni9-pop
-instructrec compare --results $out/bench-ml-100k-uni9-pop.json \
+# 7. The popularity rule (each stored candidate by its training interactions), the simplest
+#    honest baseline, on the same stored candidates; every row paired against it on the
+#    sequential task.
+instructrec bench --datasets ml-100k --models SASRec,PopularityRule \
+  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json --out $out --tag ml-100k-uni9-popularity
+instructrec compare --results $out/bench-ml-100k-uni9-popularity.json \
   --results $out/bench-ml-100k-uni9-item-heads-sequential.json \
-  --rows SASRec,Pop,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
-  --reference Pop --title "sequential: against the popularity order" --out $out \
+  --rows PopularityRule,SASRec,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
+  --reference PopularityRule --title "sequential: against the popularity rule" --out $out \
   --tag item-heads-vs-popularity
-instructrec bench --datasets ml-100k --protocol full --models Pop --out $out \
-  --tag ml-100k-full-pop
