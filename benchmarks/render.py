@@ -171,6 +171,12 @@ TABLES = {
         "results",
         CONVERGED + [("training signals", "training_signals", "d")],
     ),
+    "item-head-popularity": (
+        f"{ITEM_HEAD}/bench-ml-100k-uni9-popularity.json",
+        "results",
+        BENCH_SIGNALS,
+    ),
+    "item-head-serve": (f"{ITEM_HEAD}/serve-load-hybrid.json", "cells", SERVE_LOAD),
     "item-head-full-ranking": (
         f"{ITEM_HEAD}/bench-ml-100k-full-item-heads.json",
         "results",
