@@ -375,7 +375,14 @@ TABLES = {
 COMPARISONS = {
     **{
         f"{prefix}-{task}": f"{ITEM_HEAD}/{prefix}-{task}.json"
-        for prefix in ("item-heads", "hybrid-vs-compact", "hybrid-longer", "hybrid-epochs")
+        for prefix in (
+            "item-heads",
+            "hybrid-vs-compact",
+            "hybrid-longer",
+            "hybrid-epochs",
+            "hybrid-sequential-only",
+            "hybrid-sequential-only-vs-mixed",
+        )
         for task in ("sequential", "psearch-specific")  # the tasks its run.sh scores
     },
     **{f"item-heads-{task}": f"{ITEM_HEAD}/item-heads-{task}.json" for task in SEARCH_TASKS[1:]},

@@ -88,3 +88,20 @@ instructrec compare --results $out/bench-ml-100k-uni9-popularity.json \
   --rows PopularityRule,SASRec,InstructRec-ItemHead-compact,InstructRec-ItemHead-hybrid \
   --reference PopularityRule --title "sequential: against the popularity rule" --out $out \
   --tag item-heads-vs-popularity
+# 8. The hybrid item head trained on sequential rows only (no search requests mixed in), at the
+#    main job's budget; paired against SASRec and against step 2's hybrid.
+instructrec bench --datasets ml-100k --models SASRec,InstructRec-ItemHead-hybrid-sequential-only \
+  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
+  --model-config InstructRec-ItemHead-hybrid-sequential-only=$here/configs/hybrid-sequential-only.yaml \
+  --tasks sequential,psearch-specific --out $out --tag ml-100k-uni9-hybrid-sequential-only
+for task in sequential psearch-specific; do
+  instructrec compare --results $out/bench-ml-100k-uni9-hybrid-sequential-only-$task.json \
+    --results $out/bench-ml-100k-uni9-item-heads-$task.json \
+    --rows SASRec,InstructRec-ItemHead-hybrid,InstructRec-ItemHead-hybrid-sequential-only \
+    --title "$task: sequential rows only" --out $out --tag hybrid-sequential-only-$task
+  instructrec compare --results $out/bench-ml-100k-uni9-hybrid-sequential-only-$task.json \
+    --results $out/bench-ml-100k-uni9-item-heads-$task.json \
+    --rows InstructRec-ItemHead-hybrid,InstructRec-ItemHead-hybrid-sequential-only \
+    --reference InstructRec-ItemHead-hybrid --title "$task: sequential rows only against mixed" \
+    --out $out --tag hybrid-sequential-only-vs-mixed-$task
+done
