@@ -177,6 +177,11 @@ TABLES = {
         BENCH_SIGNALS,
     ),
     "item-head-serve": (f"{ITEM_HEAD}/serve-load-hybrid.json", "cells", SERVE_LOAD),
+    "item-head-full-ranking-sequential-only": (
+        f"{ITEM_HEAD}/bench-ml-100k-full-hybrid-sequential-only.json",
+        "results",
+        FULL_RANKING,
+    ),
     "item-head-full-ranking": (
         f"{ITEM_HEAD}/bench-ml-100k-full-item-heads.json",
         "results",

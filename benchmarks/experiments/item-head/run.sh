@@ -106,3 +106,10 @@ for task in sequential psearch-specific; do
     --reference InstructRec-ItemHead-hybrid --title "$task: sequential rows only against mixed" \
     --out $out --tag hybrid-sequential-only-vs-mixed-$task
 done
+# 9. Full ranking of step 8's hybrid (next-item rows only), its checkpoint and SASRec's
+#    evaluated again, untrained further.
+instructrec bench --datasets ml-100k --protocol full \
+  --models SASRec,InstructRec-ItemHead-hybrid-sequential-only \
+  --trained-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
+  --trained-row InstructRec-ItemHead-hybrid-sequential-only=$out/bench-ml-100k-uni9-hybrid-sequential-only-sequential.json \
+  --out $out --tag ml-100k-full-hybrid-sequential-only
