@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates every result of this experiment (about 4.5 h on 2 cores; SASRec takes 80 min and
+# Regenerates every result of this experiment (about 5 h on 2 cores; SASRec takes 80 min and
 # step 4 70 min), from the repository root:
 #   bash benchmarks/experiments/item-head/run.sh
 set -euo pipefail
