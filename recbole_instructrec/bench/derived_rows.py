@@ -59,15 +59,14 @@ def trained_checkpoint(name, result_file):
 POPULARITY_ROW = "PopularityRule"
 
 
-def popularity_scores(tokens, users, train_counts, seed):
+def popularity_scores(tokens, train_counts, seed):
     """Score records of the popularity rule: each stored candidate scored by its number of
     training interactions, ties broken by a seeded draw (a fraction of one interaction, so a
     tie-break never overturns a count). It reads no history and no request: the simplest
     baseline a recommender must beat."""
     rng = np.random.default_rng(seed)
     records = []
-    for user in users:
-        items = tokens[user]
+    for user, items in tokens.items():
         tie_break = rng.random(len(items)) * 0.5
         scores = [train_counts.get(t, 0) + float(b) for t, b in zip(items, tie_break)]
         records.append({"user": user, "items": items, "scores": [round(x, 6) for x in scores]})
@@ -75,28 +74,39 @@ def popularity_scores(tokens, users, train_counts, seed):
 
 
 def popularity_row(tokens, test_dataset, train_counts, digest, path, ks, seed):
-    """The popularity rule's row on the stored candidates ``tokens`` (``{user: [items]}``, the
-    positive first), its scores written to ``path``."""
+    """The popularity rule's row on the stored candidates ``tokens`` (``{user: [items]}`` in
+    ``test_dataset``'s row order, the positive first), its scores written to ``path``."""
     if tokens is None:
         raise ValueError(
             f"{POPULARITY_ROW} ranks the stored candidates of a sampled protocol; run it with "
             "--protocol uni9 (or uni99, pop99), not full."
         )
-    user_tokens = test_dataset.field2id_token[test_dataset.uid_field]
-    users = [str(user_tokens[u]) for u in test_dataset.inter_feat[test_dataset.uid_field].numpy()]
-    records = popularity_scores(tokens, users, train_counts, seed)
+    return _rule_row(
+        POPULARITY_ROW,
+        {"rule": "training interactions of each candidate, ties by a seeded draw"},
+        popularity_scores(tokens, train_counts, seed),
+        path,
+        ks,
+        cold_test_users(test_dataset, train_counts),
+        digest,
+    )
+
+
+def _rule_row(name, settings, records, path, ks, cold, digest):
+    """The record of a row that a rule scored (no model, no training): ``records`` written to
+    ``path`` and ranked."""
     write_score_file(path, records)
-    ranks = positive_ranks(np.array([r["scores"] for r in records]), POPULARITY_ROW)
+    ranks = positive_ranks(np.array([r["scores"] for r in records]), name)
     return {
-        "model": POPULARITY_ROW,
+        "model": name,
         "recbole_model": None,
-        "settings": {"rule": "training interactions of each candidate, ties by a seeded draw"},
+        "settings": settings,
         "convergence": None,
         "validation_grid": None,
         "checkpoint": None,
         "fusion_weight": None,
         "scores_file": path,
-        **rank_summary(ranks, ks, cold_test_users(test_dataset, train_counts)),
+        **rank_summary(ranks, ks, cold),
         "candidates_sha256": digest,
         "train_seconds": 0.0,
         "eval_seconds": 0.0,
@@ -126,33 +136,22 @@ def add_rule_rows(done, dataset, test_dataset, out_dir, stamp, ds_name, ks, cold
         path = os.path.join(
             out_dir, "scores", stamp, f"{ds_name}-{tasks_lib.RULE_ROW}-{task}.jsonl.gz"
         )
-        write_score_file(path, rule)
-        ranks = positive_ranks(np.array([r["scores"] for r in rule]), tasks_lib.RULE_ROW)
+        settings = {
+            "rule": (
+                "Jaccard overlap of categories with the request's words, ties by SASRec"
+                if reads_words
+                else "no words to read: SASRec's order"
+            ),
+            "tie_break_scores": sasrec["scores_file"],
+        }
+        row = _rule_row(
+            tasks_lib.RULE_ROW, settings, rule, path, ks, cold, sasrec["candidates_sha256"]
+        )
         rows.append(
             {
                 **{k: sasrec[k] for k in ("dataset", "dataset_loaded", "max_users", "protocol")},
                 "candidates_file": sasrec.get("candidates_file"),
-                "model": tasks_lib.RULE_ROW,
-                "recbole_model": None,
                 "task": task,
-                "settings": {
-                    "rule": (
-                        "Jaccard overlap of categories with the request's words, ties by SASRec"
-                        if reads_words
-                        else "no words to read: SASRec's order"
-                    ),
-                    "tie_break_scores": sasrec["scores_file"],
-                },
-                "convergence": None,
-                "validation_grid": None,
-                "checkpoint": None,
-                "fusion_weight": None,
-                "scores_file": path,
-                **rank_summary(ranks, ks, cold),
-                "candidates_sha256": sasrec["candidates_sha256"],
-                "train_seconds": 0.0,
-                "eval_seconds": 0.0,
-                "trainable_parameters": 0,
-                "training_signals": None,
+                **row,
             }
         )
