@@ -1,6 +1,7 @@
 """Search tasks in the running list: a request after the list, trained in the same pass as the
 sequential signals, and the target read only where a search task asks for it."""
 
+import numpy as np
 import pytest
 import torch
 from recbole.config import Config
@@ -248,6 +249,8 @@ def test_the_defaults_leave_a_dataset_without_categories_alone(tiny_llm):
             },
             "instruction layout",
         ),
+        ({"valid_templates": ["seq-list", "seq-match-1"]}, "valid_templates names"),
+        ({"valid_templates": []}, "valid_templates=\\[\\] must be"),
     ],
 )
 def test_request_settings_are_checked(tiny_llm, settings, message):
@@ -367,3 +370,55 @@ def test_bench_scores_every_task_on_the_same_candidates(tmp_path, tiny_llm):
     # the LLM's scores differ between instructions: the request reaches the prompt
     llm = [by[("InstructRec-zeroshot", t)]["scores_file"] for t in TASKS]
     assert len(set(llm)) == len(TASKS)
+
+
+def test_validation_averages_the_listed_tasks(tiny_llm, monkeypatch):
+    """``valid_templates``: the validation score is the mean of each task's own validation,
+    and the evaluation template is back afterwards. A validation that ignores the list (the
+    prompt never switched) scores the first task alone, and the check catches it."""
+    from recbole.trainer import Trainer
+
+    from recbole_instructrec.trainer.trainer import InstructRecTrainer
+
+    tasks = ["seq-list", "psearch-list"]
+    config = Config(
+        model="InstructRec",
+        dataset="tiny",
+        config_dict={
+            "data_path": DATASET_DIR,
+            "llm_path": tiny_llm,
+            "valid_templates": tasks,
+            "valid_max_users": None,
+        },
+    )
+    init_seed(config["seed"], True)
+    _, valid, _ = data_preparation(config, create_dataset(config))
+    model = InstructRec(config, valid._dataset)
+    trainer = InstructRecTrainer(config, model)
+    prompts = model.prompts
+    # RecBole draws validation negatives at each evaluation: every scoring here starts from
+    # one random state, as every task inside one validation does
+    draw = (np.random.get_state(), torch.get_rng_state())
+
+    def same_draw():
+        np.random.set_state(draw[0])
+        torch.set_rng_state(draw[1])
+
+    alone = []
+    for template in tasks:
+        same_draw()
+        model.use_eval_template(template)
+        alone.append(Trainer._valid_epoch(trainer, valid)[0])
+    model.prompts = prompts
+    same_draw()
+    assert alone[0] != pytest.approx(alone[1])  # the tasks score apart on this data
+
+    score, result = trainer._valid_epoch(valid)
+    assert score == pytest.approx(sum(alone) / len(alone))
+    assert result["psearch-list ndcg@5"] == pytest.approx(alone[1])
+    assert model.prompts is prompts
+
+    monkeypatch.setattr(model, "use_eval_template", lambda *args, **kwargs: None)
+    same_draw()
+    ignored, _ = trainer._valid_epoch(valid)
+    assert ignored != pytest.approx(score)

@@ -174,6 +174,9 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         for t in self.train_templates:
             self._builder(t)  # fail at start, not mid-training, on a slot the data cannot fill
         self.running_list = settings.one_layout(template, self.train_templates) == "running_list"
+        self.valid_templates = settings.valid_templates(config, self.templates, template)
+        for t in self.valid_templates:
+            self._builder(t)
         self.generation_only = settings.generation_only(self.train_negatives, self.train_templates)
         self.train_negative_positions = settings.negative_positions(
             config, self.running_list, self.train_negatives

@@ -388,6 +388,12 @@ DECLARATIONS = (
     ),
     Setting("eval_step", "int", "1", "validate every eval_step epochs", recbole=True),
     Setting(
+        "valid_templates",
+        "list | str | ~",
+        "~",
+        "templates whose validation scores are averaged: the score that picks the best epoch (and a bench row's validation-grid point) weighs each task alike, e.g. [seq-list, psearch-list, vague-list]. ~ = eval_template alone",
+    ),
+    Setting(
         "valid_max_users",
         "int | ~",
         "100",

@@ -102,6 +102,30 @@ def train_templates(config, templates, eval_template):
     return [get_template(templates, t, "train_templates") for t in ids]
 
 
+def valid_templates(config, templates, eval_template):
+    """``valid_templates``: the templates whose validation scores are averaged (one id or a
+    list; ``~``: the evaluation template alone). Each reads the evaluation template's layout."""
+    ids = config["valid_templates"]
+    if ids is None:
+        return []
+    if isinstance(ids, str):
+        ids = [ids]
+    if not isinstance(ids, list) or not ids:
+        raise ValueError(
+            f"valid_templates={ids!r} must be a template id or a non-empty list of them, e.g. "
+            "[seq-list, psearch-list, vague-list]; ~ validates on eval_template alone."
+        )
+    chosen = [get_template(templates, t, "valid_templates") for t in ids]
+    other = [t.id for t in chosen if t.layout != eval_template.layout]
+    if other:
+        raise ValueError(
+            f"valid_templates names {other}, which are not of eval_template="
+            f"{eval_template.id!r}'s layout ({eval_template.layout}): a model is validated in "
+            "the layout it is trained and tested in. Pick templates of that layout."
+        )
+    return chosen
+
+
 def one_layout(eval_template, train_templates):
     """Training and evaluation read one prompt layout (see prompts/templates.yaml)."""
     layouts = {t.layout for t in [eval_template, *train_templates]}

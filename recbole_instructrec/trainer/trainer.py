@@ -12,6 +12,8 @@ Differences from ``recbole.trainer.Trainer``:
 * Score fusion (``fusion_model`` without ``fusion_weight``): after training, the weight is
   fitted on the validation users, for the best epoch's adapters, and recorded in that epoch's
   checkpoint.
+* ``valid_templates`` validates each listed task and averages ``valid_metric`` over them, so
+  the epoch (and a bench row's validation-grid point) is chosen for every task at once.
 * ``gradient_accumulation_steps`` and ``eval_progress`` (a tqdm bar during evaluation).
 * Under RecBole's distributed launcher (``--nproc``) every rank uses rank 0's checkpoint name
   (names carry the second they were made, which can differ between processes), only rank 0
@@ -140,8 +142,32 @@ class InstructRecTrainer(Trainer):
 
     def _valid_epoch(self, valid_data, show_progress=False):
         # Before fusion_weight is fitted (after training), epochs are picked by the LLM alone.
+        data = self._validation_sample(valid_data)
         with self.model.provisional_fusion_weight(0.0):
-            return super()._valid_epoch(self._validation_sample(valid_data), show_progress)
+            if not self._model.valid_templates:
+                return super()._valid_epoch(data, show_progress)
+            return self._valid_over_templates(data, show_progress)
+
+    def _valid_over_templates(self, data, show_progress):
+        """``valid_templates``: the mean of ``valid_metric`` over the templates, each task
+        weighed alike, with every template's own metrics beside it. RecBole draws the
+        validation negatives anew at each evaluation; every template here sees the same draw."""
+        model = self._model
+        kept = model.prompts
+        draw = (np.random.get_state(), torch.get_rng_state())
+        scores, results = [], {}
+        try:
+            for template in model.valid_templates:
+                np.random.set_state(draw[0])
+                torch.set_rng_state(draw[1])
+                model.use_eval_template(template.id)
+                score, result = super()._valid_epoch(data, show_progress)
+                scores.append(float(score))
+                results.update({f"{template.id} {k}": v for k, v in result.items()})
+        finally:
+            model.prompts = kept
+        mean = float(np.mean(scores))
+        return mean, {f"mean {self.valid_metric}": round(mean, 4), **results}
 
     def _validation_sample(self, valid_data):
         """The same seeded sample of ``valid_max_users`` users at every validation."""

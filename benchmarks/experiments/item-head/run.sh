@@ -113,3 +113,13 @@ instructrec bench --datasets ml-100k --protocol full \
   --trained-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
   --trained-row InstructRec-ItemHead-hybrid-sequential-only=$out/bench-ml-100k-uni9-hybrid-sequential-only-sequential.json \
   --out $out --tag ml-100k-full-hybrid-sequential-only
+# 10. The weight of the search signals fitted on validation users: the hybrid trained at
+#     train_request_weight 1, 0.3 and 0.1 (one epoch each), the point with the best mean
+#     validation NDCG@5 over the next-item, specific and vague tasks tested on every task;
+#     paired against SASRec and against step 2's hybrid (weight 1, validated on the next item
+#     alone).
+instructrec bench --datasets ml-100k --models SASRec,InstructRec-ItemHead-hybrid-fitted-weight \
+  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
+  --model-config InstructRec-ItemHead-hybrid-fitted-weight=$here/configs/hybrid-request-weight.yaml \
+  --tasks sequential,psearch-specific,psearch-vague,psearch-vague-held-out,psearch-preference,product-search \
+  --out $out --tag ml-100k-uni9-hybrid-fitted-weight
