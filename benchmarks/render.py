@@ -150,6 +150,19 @@ FULL_RANKING = (
         ("s per user", lambda row: row["eval_seconds"] / row["n_test_users"], "3f"),
     ]
 )
+FITTED_WEIGHT = f"{ITEM_HEAD}/bench-ml-100k-uni9-hybrid-fitted-weight"
+GRID_POINTS = [
+    ("train_request_weight", "settings/train_request_weight", "2f"),
+    ("mean validation NDCG@5 (3 tasks)", "convergence/best_valid_score", "4f"),
+    ("train s", "convergence/seconds", "0f"),
+]
+
+
+def _grid_points(result):
+    """The validation-grid points of a result's one tuned row."""
+    return next(r["validation_grid"]["points"] for r in result["results"] if r["validation_grid"])
+
+
 TABLES = {
     "item-head-candidate-leaks": (
         f"{ITEM_HEAD}/candidate-leaks.json",
@@ -177,6 +190,21 @@ TABLES = {
         BENCH_SIGNALS,
     ),
     "item-head-serve": (f"{ITEM_HEAD}/serve-load-hybrid.json", "cells", SERVE_LOAD),
+    "item-head-request-weight-grid": (
+        f"{FITTED_WEIGHT}-sequential.json",
+        _grid_points,
+        GRID_POINTS,
+    ),
+    "item-head-fitted-weight-training": (
+        f"{FITTED_WEIGHT}-sequential.json",
+        "results",
+        BENCH_SIGNALS,
+    ),
+    "steering-hybrid": (
+        f"{ITEM_HEAD}/instruction-following-hybrid-fitted-weight.json",
+        "summary_by_guidance/0.0",
+        STEERING,
+    ),
     "item-head-full-ranking-sequential-only": (
         f"{ITEM_HEAD}/bench-ml-100k-full-hybrid-sequential-only.json",
         "results",
@@ -389,6 +417,11 @@ COMPARISONS = {
             "hybrid-sequential-only-vs-mixed",
         )
         for task in ("sequential", "psearch-specific")  # the tasks its run.sh scores
+    },
+    **{
+        f"{prefix}-{task}": f"{ITEM_HEAD}/{prefix}-{task}.json"
+        for prefix in ("hybrid-fitted-weight", "hybrid-fitted-vs-weight-one")
+        for task in ("sequential", *SEARCH_TASKS)
     },
     **{f"item-heads-{task}": f"{ITEM_HEAD}/item-heads-{task}.json" for task in SEARCH_TASKS[1:]},
     "item-heads-vs-popularity": f"{ITEM_HEAD}/item-heads-vs-popularity.json",

@@ -29,6 +29,8 @@ def test_early_stopping_is_recorded_with_the_epoch_validation_chose(tmp_path):
     # RecBole keeps the later of equal scores; the best epoch is the last maximum ...
     best = max(i for i, s in enumerate(scores) if s == max(scores))
     assert record["best_epoch"] == best and record["best_valid_score"] == max(scores)
+    # every validation metric is kept beside the score that chose the epoch
+    assert record["curve"][best]["valid_result"]["ndcg@5"] == record["best_valid_score"]
     # ... followed by more than stopping_step evaluations without gain.
     assert record["epochs_run"] - 1 - best == 3
     # The checkpoint on disk is the best epoch's.

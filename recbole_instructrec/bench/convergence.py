@@ -40,6 +40,8 @@ def fit_to_convergence(trainer, train_data, valid_data, time_limit_s=None, show_
         score, result = valid_epoch(*args, **kwargs)
         if curve:
             curve[-1]["valid_score"] = round(float(score), 5)
+            # every metric, and each task's under valid_templates: why a point was chosen
+            curve[-1]["valid_result"] = {k: round(float(v), 5) for k, v in result.items()}
         return score, result
 
     trainer._train_epoch, trainer._valid_epoch = watched_train_epoch, watched_valid_epoch

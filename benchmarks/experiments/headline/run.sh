@@ -2,35 +2,47 @@
 # Regenerates the headline tables, ml-100k (all 943 users) and amazon-games (a 2,000-user
 # sample), from the repository root:
 #   bash benchmarks/experiments/headline/run.sh
-# About 7 h on 2 cores for ml-100k (the three converged baselines take most of it). A step
-# whose result file exists is skipped, so the run can span sessions: run it from a worktree at
-# one commit (git worktree add ../headline <commit>), and every file records that commit.
+# About 7 h on 2 cores for ml-100k (the three converged baselines take most of it). Each row
+# is its own bench run, and a row whose result file already holds it is skipped, so the run
+# can span sessions: run it from a worktree at one commit (git worktree add ../headline
+# <commit>), and every file records that commit.
 set -euo pipefail
 here=benchmarks/experiments/headline
 out=$here/results
 games="--data-path ../shared/datasets --max-users 2000"
-llm_rows=InstructRec-zeroshot,InstructRec-LoRA,InstructRec-ItemHead-compact
-llm_rows=$llm_rows,InstructRec-ItemHead-hybrid,InstructRec-LoRA-fused
-step() {  # step <the file it writes> <command...>: skipped when that file exists
-  local file=$1
-  shift
-  if [ -f "$file" ]; then echo "have $file"; else "$@"; fi
+baselines="SASRec BERT4Rec SASRec-tuned PopularityRule"
+llm_rows="InstructRec-zeroshot InstructRec-LoRA InstructRec-ItemHead-compact"
+llm_rows="$llm_rows InstructRec-ItemHead-hybrid InstructRec-LoRA-fused"
+has_row() {  # has_row <bench json> <row>: the file exists and holds that row's record
+  [ -f "$1" ] && python -c "import json, sys
+sys.exit(not any(r['model'] == sys.argv[2] for r in json.load(open(sys.argv[1]))['results']))" "$1" "$2"
+}
+row() {  # row <dataset> <tag> <row> <bench options...>: one row's bench, unless it is done
+  local dataset=$1 tag=$2 name=$3 file=$out/bench-$2-$3.json
+  shift 3
+  if has_row "$file" "$name"; then echo "have $name in $file"; return; fi
+  instructrec bench --datasets "$dataset" --out $out --tag "$tag-$name" "$@"
 }
 for dataset in ml-100k amazon-games; do
   if [ $dataset = ml-100k ]; then data="" tag=ml-100k-uni9; else data=$games tag=amazon-games-2000u-uni9; fi
-  # 1. The baselines: SASRec, BERT4Rec and SASRec-tuned (a validation grid), each trained to
-  #    early stopping on validation; the popularity rule.
-  step $out/bench-$tag-baselines.json instructrec bench --datasets $dataset $data \
-    --models SASRec,BERT4Rec,SASRec-tuned,PopularityRule --out $out --tag $tag-baselines
-  # 2. The LLM rows on the same stored candidates: zero-shot, the default main job
+  sasrec=$out/bench-$tag-SASRec.json
+  # 1. SASRec, trained to early stopping on validation: the reference, and the item
+  #    embeddings and scores that the hybrid item head and the fused row read.
+  row $dataset $tag SASRec $data --models SASRec
+  # 2. BERT4Rec and SASRec-tuned (a validation grid), to early stopping; the popularity rule.
+  for name in BERT4Rec SASRec-tuned PopularityRule; do
+    row $dataset $tag $name $data --models SASRec,$name --stored-row SASRec=$sasrec
+  done
+  # 3. The LLM rows on the same stored candidates: zero-shot, the default main job
   #    (InstructRec-LoRA), the compact and the hybrid item head, and the default fused with
   #    step 1's SASRec (its weight fitted on validation users).
-  step $out/bench-$tag-llm.json instructrec bench --datasets $dataset $data \
-    --models SASRec,$llm_rows --stored-row SASRec=$out/bench-$tag-baselines.json \
-    --out $out --tag $tag-llm
-  # 3. Every row paired over users against SASRec.
-  instructrec compare --results $out/bench-$tag-baselines.json \
-    --results $out/bench-$tag-llm.json \
-    --rows SASRec,SASRec-tuned,BERT4Rec,PopularityRule,$llm_rows \
-    --title "$dataset" --out $out --tag headline-$tag
+  for name in $llm_rows; do
+    row $dataset $tag $name $data --models SASRec,$name --stored-row SASRec=$sasrec
+  done
+  # 4. Every row paired over users against SASRec.
+  results=()
+  for name in $baselines $llm_rows; do results+=(--results $out/bench-$tag-$name.json); done
+  rows=$(echo $baselines $llm_rows | tr ' ' ,)
+  instructrec compare "${results[@]}" --rows $rows --title "$dataset" --out $out \
+    --tag headline-$tag
 done

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Regenerates every result of this experiment (about 5 h on 2 cores; SASRec takes 80 min and
+# Regenerates every result of this experiment (about 7 h on 2 cores; SASRec takes 80 min and
 # step 4 70 min), from the repository root:
 #   bash benchmarks/experiments/item-head/run.sh
 set -euo pipefail
 here=benchmarks/experiments/item-head
 out=$here/results
+checkpoint_of() {  # checkpoint_of <bench json> <row>: the checkpoint that row saved
+  python -c "import json, sys
+print(next(r['checkpoint'] for r in json.load(open(sys.argv[1]))['results'] if r['model'] == sys.argv[2]))" "$1" "$2"
+}
 # 1. SASRec, trained to early stopping on validation: the reference, and the item embeddings
 #    that the SASRec hybrid reads.
 instructrec bench --datasets ml-100k --models SASRec \
@@ -16,10 +20,11 @@ python benchmarks/candidate_leaks.py --files-only --out $out --tag candidate-lea
   --candidates benchmarks/results/candidates-ml-100k-uni9.jsonl
 # 2. The SASRec hybrid item head and the compact item head, at the main job's budget, on the
 #    sequential task and on personalized search with the target's genres, against step 1's
-#    SASRec (its scores, and its checkpoint for the hybrid).
+#    SASRec (its scores, and its checkpoint for the hybrid). The search signals weigh as much
+#    as the sequential ones (train_request_weight 1; step 10 fits the weight).
 instructrec bench --datasets ml-100k \
   --models SASRec,InstructRec-ItemHead-hybrid,InstructRec-ItemHead-compact \
-  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json \
+  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json --set train_request_weight=1.0 \
   --tasks sequential,psearch-specific --out $out --tag ml-100k-uni9-item-heads
 #    Each task paired over users: every row against SASRec, and the hybrid against the compact
 #    item head.
@@ -76,7 +81,7 @@ for task in psearch-vague psearch-vague-held-out psearch-preference product-sear
 done
 # 6. `instructrec serve` with step 2's hybrid item head: latency of a whole-catalogue request
 #    (no retriever: every item scored from one pass), one client and four.
-hybrid=$(python -c "import json, sys; print(next(r['checkpoint'] for r in json.load(open(sys.argv[1]))['results'] if r['model'] == 'InstructRec-ItemHead-hybrid'))" "$heads")
+hybrid=$(checkpoint_of "$heads" InstructRec-ItemHead-hybrid)
 python benchmarks/serve_load.py --checkpoint "$hybrid" --settings full --concurrency 1,4 \
   --one-by-one '' --max-requests 32 --out $out --tag serve-load-hybrid
 # 7. The popularity rule (each stored candidate by its training interactions), the simplest
@@ -123,3 +128,36 @@ instructrec bench --datasets ml-100k --models SASRec,InstructRec-ItemHead-hybrid
   --model-config InstructRec-ItemHead-hybrid-fitted-weight=$here/configs/hybrid-request-weight.yaml \
   --tasks sequential,psearch-specific,psearch-vague,psearch-vague-held-out,psearch-preference,product-search \
   --out $out --tag ml-100k-uni9-hybrid-fitted-weight
+#     Each task paired over users: SASRec, the category rule, step 2's hybrid and the fitted
+#     one against SASRec; the fitted one against step 2's.
+for task in sequential psearch-specific psearch-vague psearch-vague-held-out psearch-preference \
+  product-search; do
+  case $task in
+    sequential | psearch-specific) earlier=$out/bench-ml-100k-uni9-item-heads-$task.json ;;
+    *) earlier=$out/bench-ml-100k-uni9-item-heads-more-tasks-$task.json ;;
+  esac
+  instructrec compare --results $out/bench-ml-100k-uni9-hybrid-fitted-weight-$task.json \
+    --results $earlier \
+    --rows SASRec,CategoryRule,InstructRec-ItemHead-hybrid,InstructRec-ItemHead-hybrid-fitted-weight \
+    --title "$task: the fitted request weight" --out $out --tag hybrid-fitted-weight-$task
+  instructrec compare --results $out/bench-ml-100k-uni9-hybrid-fitted-weight-$task.json \
+    --results $earlier \
+    --rows InstructRec-ItemHead-hybrid,InstructRec-ItemHead-hybrid-fitted-weight \
+    --reference InstructRec-ItemHead-hybrid --title "$task: fitted weight against weight 1" \
+    --out $out --tag hybrid-fitted-vs-weight-one-$task
+done
+# 11. Steering over every user with step 10's hybrid: for six genres, trained and held-out
+#     phrasings apart, the asked genre's share of the top 10 of 100 candidates, the share of
+#     users whose share rises, and HR@10 of the real next item with and without the request.
+fitted=$(checkpoint_of $out/bench-ml-100k-uni9-hybrid-fitted-weight-sequential.json \
+  InstructRec-ItemHead-hybrid-fitted-weight)
+python benchmarks/instruction_following.py --checkpoint "$fitted" --out $out \
+  --tag instruction-following-hybrid-fitted-weight
+# 12. The page of `instructrec serve` with step 10's hybrid, whole catalogue, in headless
+#     Chromium: the README's screenshot.
+instructrec serve --checkpoint "$fitted" --port 8765 &
+server=$!
+until curl -sf http://127.0.0.1:8765/health > /dev/null; do sleep 2; done
+python scripts/page_screenshot.py --url http://127.0.0.1:8765 --user 1 \
+  --instruction "something scary for tonight" --out docs/serve.png
+kill $server
