@@ -154,7 +154,7 @@ FITTED_WEIGHT = f"{ITEM_HEAD}/bench-ml-100k-uni9-hybrid-fitted-weight"
 GRID_POINTS = [
     ("train_request_weight", "settings/train_request_weight", "2f"),
     ("mean validation NDCG@5 (3 tasks)", "convergence/best_valid_score", "4f"),
-    ("train s", "convergence/seconds", "0f"),
+    ("train and validation s", "convergence/seconds", "0f"),
 ]
 
 
