@@ -65,6 +65,8 @@ def main():
     from recbole_instructrec.quick_start.recommend import Recommender
     from recbole_instructrec.scoring.fusion import fuse
 
+    # the commit and tree as the measurement starts: edits made during a long run are not in it
+    info = run_info(command)
     rec = Recommender("ml-100k", checkpoint=args.checkpoint, config_dict=key_values(args.set))
     model = rec.model
     genres = item_categories(rec.config, rec.dataset)
@@ -128,7 +130,6 @@ def main():
         print(f"[instruction-following] user {n}/{len(users)}", flush=True)
 
     summary = {str(g): summarise(r) for g, r in rows.items()}
-    info = run_info(command)
     payload = {
         "settings": vars(args),
         "genres": GENRES,
