@@ -29,17 +29,15 @@ for dataset in ml-100k amazon-games; do
   # 1. SASRec, trained to early stopping on validation: the reference, and the item
   #    embeddings and scores that the hybrid item head and the fused row read.
   row $dataset $tag SASRec $data --models SASRec
-  # 2. BERT4Rec and SASRec-tuned (a validation grid), to early stopping; the popularity rule.
-  for name in BERT4Rec SASRec-tuned PopularityRule; do
+  # 2. The popularity rule; the LLM rows on the same stored candidates: zero-shot, the default
+  #    main job (InstructRec-LoRA), the compact and the hybrid item head, and the default fused
+  #    with step 1's SASRec (its weight fitted on validation users); then BERT4Rec and
+  #    SASRec-tuned (a validation grid), to early stopping. The order only decides which rows a
+  #    session that stops early has finished: each row reads nothing but step 1's file.
+  for name in PopularityRule $llm_rows BERT4Rec SASRec-tuned; do
     row $dataset $tag $name $data --models SASRec,$name --stored-row SASRec=$sasrec
   done
-  # 3. The LLM rows on the same stored candidates: zero-shot, the default main job
-  #    (InstructRec-LoRA), the compact and the hybrid item head, and the default fused with
-  #    step 1's SASRec (its weight fitted on validation users).
-  for name in $llm_rows; do
-    row $dataset $tag $name $data --models SASRec,$name --stored-row SASRec=$sasrec
-  done
-  # 4. Every row paired over users against SASRec.
+  # 3. Every row paired over users against SASRec.
   results=()
   for name in $baselines $llm_rows; do results+=(--results $out/bench-$tag-$name.json); done
   rows=$(echo $baselines $llm_rows | tr ' ' ,)
