@@ -77,7 +77,7 @@ def main(argv=None):
     parser.add_argument("--variant", action="append", default=None, help="YAML settings")
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--tag", default="baseline_epoch_cost")
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default="benchmarks/experiments/baselines/results")
     args = parser.parse_args(argv)
     cache = os.path.join(args.out, "tmp")
     variants = [yaml.safe_load(v) or {} for v in (args.variant or ["{}"])]

@@ -1,15 +1,17 @@
 """Stored negatives the user interacted with, and whether they move the headline comparisons.
 
     python benchmarks/candidate_leaks.py [--data-path ../shared/datasets]
-        [--comparison benchmarks/results/headline-ml-100k-uni9.json ...] [--tag candidate-leaks]
+        [--candidates <candidates-*.jsonl> ...] [--comparison <compare json> ...]
+        [--tag candidate-leaks]
 
-The candidate files under ``benchmarks/results/`` come from a draw that read each user's
-"seen" set from the prediction targets alone, after RecBole's ``data_preparation`` had rewritten
-a sequential dataset's interactions to one row per target, so a user's first interaction could
-be drawn as one of its negatives (the draw now reads the histories too). This script measures
-the effect on the comparisons scored on those files:
+A draw that reads each user's "seen" set from the prediction targets alone, after RecBole's
+``data_preparation`` has rewritten a sequential dataset's interactions to one row per target,
+can draw a user's first interaction as one of its negatives; the experiments scored before the
+draw read the histories too keep such files (each experiment's README says which draw it used).
+This script measures a candidate file and the effect on the comparisons scored on it:
 
-1. For every ``benchmarks/results/candidates-*.jsonl`` whose raw atomic ``.inter`` file it
+1. For every candidate file (by default each experiment's stored
+   ``benchmarks/experiments/*/results/candidates-*.jsonl``) whose raw atomic ``.inter`` file it
    finds (ml-100k from RecBole's wheel, also for the u150 sample and the shuffled-titles control,
    which copies ml-100k's interactions unchanged; amazon-games, whose 2000-user sample keeps
    every interaction of each sampled user, from ``--data-path``): the candidate rows with a
@@ -39,10 +41,6 @@ from recbole_instructrec.bench.candidate_leaks import (  # noqa: E402
 from recbole_instructrec.bench.candidates import read_candidate_file  # noqa: E402
 from recbole_instructrec.bench.user_sample import dataset_folder  # noqa: E402
 
-HEADLINES = (
-    "benchmarks/results/headline-ml-100k-uni9.json",
-    "benchmarks/results/headline-amazon-games-2000u-uni9.json",
-)
 # Datasets written from another's interactions, unchanged (benchmarks/shuffled_titles.py).
 SAME_INTERACTIONS = {"ml-100k-shuffled-titles": "ml-100k"}
 METRICS = ("hit@1", "ndcg@5")
@@ -305,22 +303,24 @@ def main():
         "--candidates",
         action="append",
         default=None,
-        help="candidate files (default: benchmarks/results/candidates-*.jsonl)",
+        help="candidate files (default: every experiment's results/candidates-*.jsonl)",
     )
     parser.add_argument(
-        "--comparison", action="append", default=None, help="compare results (default: headlines)"
+        "--comparison", action="append", default=[], help="compare results to recompute"
     )
     parser.add_argument(
         "--files-only", action="store_true", help="check the candidate files, no comparison"
     )
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out", default=os.path.join(ROOT, "benchmarks", "experiments", "item-head", "results")
+    )
     parser.add_argument("--tag", default="candidate-leaks")
     args = parser.parse_args()
     command = " ".join(["python benchmarks/candidate_leaks.py", *sys.argv[1:]])
     out = os.path.abspath(args.out)
     os.chdir(ROOT)  # result files name their score files relative to the repository root
     candidate_files = args.candidates or sorted(
-        glob.glob(os.path.join("benchmarks", "results", "candidates-*.jsonl"))
+        glob.glob(os.path.join("benchmarks", "experiments", "*", "results", "candidates-*.jsonl"))
     )
     files = []
     for path in candidate_files:
@@ -328,7 +328,7 @@ def main():
         f = files[-1]
         print(f"{f['candidate_file']}: {f['rows_with_a_leaked_negative']} rows", flush=True)
     checks = []
-    for path in [] if args.files_only else args.comparison or HEADLINES:
+    for path in [] if args.files_only else args.comparison:
         checks.append(sensitivity(path, args.data_path))
         print(f"{path}: any verdict changed: {checks[-1]['any_verdict_changed']}", flush=True)
 

@@ -1,9 +1,9 @@
 """Cold-item slice and popularity buckets of finished benchmarks, from their stored per-user
 scores (nothing re-run).
 
-    python benchmarks/cold_items.py benchmarks/results/scores/ml-100k-uni9 --dataset ml-100k
-    python benchmarks/cold_items.py benchmarks/results/scores/amazon-games-2000u-uni9 \\
-        --dataset amazon-games-u2000-s2020 --data-path benchmarks/results/tmp
+    python benchmarks/cold_items.py <results>/scores/<tag> --dataset ml-100k
+    python benchmarks/cold_items.py <results>/scores/<tag> \\
+        --dataset amazon-games-u2000-s2020 --data-path <results>/tmp
 
 A test user is in the slice when their target item has at most 5 training interactions
 (leave-one-out: all but each user's last two interactions are training data). Several score
@@ -63,7 +63,10 @@ def main():
     parser.add_argument("--dataset", required=True, help="the dataset the scores were made on")
     parser.add_argument("--data-path", default=None)
     parser.add_argument("--tag", default=None, help="report name; default: the first folder's")
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out",
+        default=os.path.join(ROOT, "benchmarks", "experiments", "collaborative-signal", "results"),
+    )
     args = parser.parse_args()
     counts = counts_from_atomic(dataset_folder(args.data_path, args.dataset), args.dataset)
     scores, targets = _score_files(args.scores_dirs, args.dataset)

@@ -18,8 +18,8 @@ grid instead; those without a ``fusion_rule`` entry.)
 candidate's fused score divided by 1 + its weight (:func:`mean_fusion`), and every result is
 also given on the cold slice.
 
-    python benchmarks/fusion.py benchmarks/results/scores/ml-100k-uni9/ml-100k-InstructRec-LoRA.jsonl \
-        benchmarks/results/scores/ml-100k-uni9/ml-100k-SASRec.jsonl --out benchmarks/results/fusion-ml-100k.json
+    python benchmarks/fusion.py <results>/scores/<tag>/ml-100k-InstructRec-LoRA.jsonl.gz \
+        <results>/scores/<tag>/ml-100k-SASRec.jsonl.gz --out <results>/fusion-ml-100k.json
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Do the GPU paths train and evaluate? A few training steps and one evaluation for each.
 
-    python benchmarks/gpu_check.py [--dataset ml-100k] [--steps 20] [--out benchmarks/results]
+    python benchmarks/gpu_check.py [--dataset ml-100k] [--steps 20] [--out benchmarks/experiments/gpu-check/results]
     python benchmarks/gpu_check.py --dataset tiny --data-path dataset --steps 2 \
         --llm-path <a tiny HF model> --out /tmp/gpu-check          # CPU rehearsal of the script
 
@@ -94,7 +94,9 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--llm-path", default=None, help="default: the embedded SmolLM2")
     parser.add_argument("--checks", default=",".join(CHECKS))
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out", default=os.path.join(ROOT, "benchmarks", "experiments", "gpu-check", "results")
+    )
     parser.add_argument("--tag", default="gpu_check")
     args = parser.parse_args()
     command = "python benchmarks/gpu_check.py " + " ".join(sys.argv[1:])

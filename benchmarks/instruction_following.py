@@ -44,7 +44,9 @@ def main():
     )
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--tag", default="instruction-following-ml-100k")
-    parser.add_argument("--out", default=os.path.join("benchmarks", "results"))
+    parser.add_argument(
+        "--out", default=os.path.join("benchmarks", "experiments", "instruction-tasks", "results")
+    )
     args = parser.parse_args()
     command = " ".join(["python"] + sys.argv)
     sys.argv = sys.argv[:1]

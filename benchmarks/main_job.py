@@ -1,14 +1,15 @@
 """The README's main job, timed on this machine: InstructRec on ml-100k with the embedded defaults.
 
-    python benchmarks/main_job.py [--tag main_job] [--keep-saved DIR]
+    python benchmarks/main_job.py [--tag main_job] [--keep-saved DIR] [--key=value ...]
     python benchmarks/main_job.py --log FILE --commit SHA   # record a run of the command made
                                                            # by hand, with `time` at its end
 
 Runs ``run_recbole --model=InstructRec --dataset=ml-100k`` (the console script next to this
-Python) in a fresh empty folder, as a new user would, and records the wall time, the training
+Python; any ``--key=value`` given here is passed on, and recorded in the command) in a fresh
+empty folder, as a new user would, and records the wall time, the training
 signals the trainer logged and RecBole's validation and test results. RecBole draws the test
 negatives itself (uni9), so its test metrics are not on the benchmark's stored candidates; the
-bench row with the same settings is (``benchmarks/configs/fast-running-list.yaml``).
+bench row with the same settings is (``benchmarks/experiments/training-objectives/configs/fast-running-list.yaml``).
 """
 
 import argparse
@@ -24,6 +25,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 COMMAND = ["run_recbole", "--model=InstructRec", "--dataset=ml-100k"]
+
+
+def job_command(settings):
+    """The main job's command with ``--key=value`` settings appended (RecBole's command-line
+    form); anything else is refused by name."""
+    unknown = [arg for arg in settings if not re.fullmatch(r"--\w+=.*", arg)]
+    if unknown:
+        raise ValueError(f"{' '.join(unknown)}: pass each setting of the job as --key=value")
+    return [*COMMAND, *settings]
 
 
 def parse_log(text):
@@ -46,14 +56,22 @@ def parse_log(text):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out", default=os.path.join(ROOT, "benchmarks", "experiments", "main-job", "results")
+    )
     parser.add_argument("--tag", default="main_job")
     parser.add_argument("--log", default=None, help="a finished run's output, to record")
     parser.add_argument("--commit", default=None, help="the commit --log was run at")
     parser.add_argument(
         "--keep-saved", default=None, help="copy the run's saved/ checkpoints into this folder"
     )
-    args = parser.parse_args()
+    args, settings = parser.parse_known_args()
+    if settings and args.log:
+        parser.error("--key=value settings run a job; --log records a job already run")
+    try:
+        command = job_command(settings)
+    except ValueError as error:
+        parser.error(str(error))
     if bool(args.log) != bool(args.commit):
         parser.error("--log and --commit go together: the log of a run and the commit it ran at")
 
@@ -69,7 +87,7 @@ def main():
         with tempfile.TemporaryDirectory(prefix="main-job-") as folder:
             start = time.perf_counter()
             done = subprocess.run(
-                [script, *COMMAND[1:]], cwd=folder, capture_output=True, text=True
+                [script, *command[1:]], cwd=folder, capture_output=True, text=True
             )
             seconds = time.perf_counter() - start
             if args.keep_saved and os.path.isdir(os.path.join(folder, "saved")):
@@ -78,7 +96,7 @@ def main():
             raise SystemExit(f"the main job failed:\n{done.stderr[-3000:]}")
         record = parse_log(done.stdout + done.stderr)
         record["wall_seconds"] = seconds
-        info = run_info(" ".join(COMMAND))
+        info = run_info(" ".join(command))
     if record.get("wall_seconds") is None or "test_result" not in record:
         raise SystemExit("no wall time or test result in the output; was the run complete?")
     test = record["test_result"]

@@ -24,10 +24,10 @@ the commit, machine (GPU named) and command are in each file.
 
 Time plan (estimates from measured rates, to be replaced by this script's own timings): the
 shared-prefix scorer ran 4,586 candidates/s at 100 candidates per user on an H100 in float32
-(``benchmarks/results/scoring_speed.md`` notes where that figure comes from), so evaluating
+(``benchmarks/experiments/scoring-speed/results/scoring_speed.md`` notes where that figure comes from), so evaluating
 50,546 users x 10 candidates takes a few minutes at most; training one running-list epoch of
 amazon-games is about 50,000 windows of about 550 tokens (fewer without negatives: on ml-100k
-a signal costs 19 tokens instead of 68, ``benchmarks/results/training_speed.md``), which at
+a signal costs 19 tokens instead of 68, ``benchmarks/experiments/training-speed/results/training_speed.md``), which at
 SmolLM2-135M's ~6 x 135M FLOPs per token is about 2e16 FLOPs, minutes at a
 modest share of the GPU's bf16 rate. Every row records its own train and eval seconds.
 """
@@ -83,7 +83,9 @@ def main(argv=None):
     parser.add_argument("--baseline-epochs", type=int, default=None, help="cap (rehearsal)")
     parser.add_argument("--llm-path", default=None, help="default: the embedded SmolLM2")
     parser.add_argument("--llm-dtype", default=None, help="default bfloat16; float32 on CPU")
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out", default=os.path.join(ROOT, "benchmarks", "experiments", "paper-setting", "results")
+    )
     parser.add_argument("--tag", default="paper-setting")
     args = parser.parse_args(argv)
     command = "python benchmarks/paper_setting.py " + " ".join(argv or sys.argv[1:])

@@ -1,7 +1,7 @@
 """Does int8 dynamic quantization (or bf16) of the linear layers speed up CPU evaluation without
 changing the rankings? Zero-shot SmolLM2 on the same ml-100k test users and candidates.
 
-    python benchmarks/quantization.py [--users 100] [--out benchmarks/results]
+    python benchmarks/quantization.py [--users 100] [--out benchmarks/experiments/scoring-speed/results]
 
 Reports, per precision: seconds per user, HR@1 and NDCG@5, and agreement of the top-1 item
 with fp32. A setting would ship only if its rankings stayed within a stated tolerance of fp32.
@@ -21,7 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out", default=os.path.join(ROOT, "benchmarks", "experiments", "scoring-speed", "results")
+    )
     args = parser.parse_args()
     sys.argv = sys.argv[:1]
 

@@ -1,14 +1,16 @@
-"""Writes every results table of the README, docs/results.md and each experiment's README
-(``benchmarks/experiments/*/README.md``) from the result files.
+"""Writes every results table of the README and of each experiment's README
+(``benchmarks/experiments/*/README.md``) from the result files, and the index of experiments in
+docs/results.md and benchmarks/experiments/README.md from the experiments' READMEs.
 
     python benchmarks/render.py          # rewrite the generated blocks
     python benchmarks/render.py --check  # exit 1 if a committed block differs from its files
 
 A generated block sits between ``<!-- TABLE name -->`` and ``<!-- /TABLE -->`` (the README's
-headline block between its HEADLINE markers); the text around the blocks is written by hand and
-left alone. Each table opens with the file it was rendered from, that file's commit and its
-command, so no number is typed twice. A table's file is named from the repository root when it
-starts with ``benchmarks/`` (an experiment's results), else under ``benchmarks/results/``.
+headline block between its HEADLINE markers, an index between ``<!-- EXPERIMENTS -->`` and
+``<!-- /EXPERIMENTS -->``); the text around the blocks is written by hand and left alone. Each
+table opens with the file it was rendered from, that file's commit and its command, so no number
+is typed twice. A table's file is named ``<experiment>/<file>``: the file under
+``benchmarks/experiments/<experiment>/results/``.
 """
 
 import argparse
@@ -21,13 +23,21 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 RESULTS_DOC = os.path.join(ROOT, "docs", "results.md")
-EXPERIMENT_READMES = os.path.join(ROOT, "benchmarks", "experiments", "*", "README.md")
+EXPERIMENTS = os.path.join(ROOT, "benchmarks", "experiments")
+EXPERIMENT_READMES = os.path.join(EXPERIMENTS, "*", "README.md")
+EXPERIMENTS_INDEX = os.path.join(EXPERIMENTS, "README.md")
+# The index lists these first, in this order (the front door's tables, then what they rest on);
+# every other experiment follows by name.
+EXPERIMENTS_FIRST = ("headline", "item-head", "instruction-tasks", "baselines")
 START, END = "<!-- HEADLINE:START (benchmarks/render.py) -->", "<!-- HEADLINE:END -->"
 HEADLINES = (
-    ("headline-ml-100k-uni9.json", "ml-100k, all 943 users, uni9"),
-    ("headline-amazon-games-2000u-uni9.json", "amazon-games, 2,000-user sample, uni9"),
+    ("headline/headline-ml-100k-uni9.json", "ml-100k, all 943 users, uni9"),
+    ("headline/headline-amazon-games-2000u-uni9.json", "amazon-games, 2,000-user sample, uni9"),
 )
+# The row that trains what `run_recbole --model=InstructRec` trains: marked in the headline.
+DEFAULT_ROW = "InstructRec-LoRA"
 BLOCK = re.compile(r"(<!-- TABLE (\S+) -->\n)(.*?)(<!-- /TABLE -->)", re.S)
+INDEX_BLOCK = re.compile(r"(<!-- EXPERIMENTS -->\n)(.*?)(<!-- /EXPERIMENTS -->)", re.S)
 
 # ------------------------------------------------------------------ the tables of docs/results.md
 # name: (file, rows, columns). rows: a "/"-path to a list of records, or to a mapping whose keys
@@ -42,16 +52,6 @@ CONVERGED = BENCH + [
     ("best epoch", "convergence/best_epoch", "d"),
     ("epochs run", "convergence/epochs_run", "d"),
     ("train s", "train_seconds", "0f"),
-]
-COLD = [
-    ("model", "_key", "s"),
-    ("all HR@1", "all/hit@1", "4f"),
-    ("cold users", "n_cold", "d"),
-    ("cold HR@1", "cold/hit@1", "4f"),
-    ("warm HR@1", "warm/hit@1", "4f"),
-] + [
-    (f"HR@1, target seen {b}", f"by_target_training_count/{b}/hit@1", "3f")
-    for b in ("0-5", "6-10", "11-20", "21-50", "51+")
 ]
 FUSION_ROWS = [("LLM alone", "a_alone"), ("SASRec alone", "b_alone"), ("fused", "fused")]
 FUSION = [
@@ -83,7 +83,6 @@ SERVE_SPEEDUP = [
     ("p50 ms batched", "p50_ms_batched", "0f"),
     ("p50 ms one by one", "p50_ms_one_by_one", "0f"),
 ]
-SHARES = [("instruction", "_key", "s"), ("Comedy", "Comedy", "3f"), ("Horror", "Horror", "3f")]
 TRAINING_SPEED = [
     ("variant", "variant", "s"),
     ("negatives/signal", "negatives_per_signal", "1f"),
@@ -137,7 +136,7 @@ SIGNAL_TOKENS = [
     ("at most (same text)", "bound_vs_per_prefix", "2f"),
     ("fewer than today", "tokens_vs_today", "2f"),
 ]
-ITEM_HEAD = "benchmarks/experiments/item-head/results"
+ITEM_HEAD = "item-head"
 FULL_RANKING = (
     [("model", "model", "s")]
     + [
@@ -216,154 +215,166 @@ TABLES = {
         FULL_RANKING,
     ),
     "steering": (
-        "instruction-following-ml-100k-default.json",
+        "instruction-tasks/instruction-following-ml-100k-default.json",
         "summary_by_guidance/0.0",
         STEERING,
     ),
     "steering-guidance-1": (
-        "instruction-following-ml-100k-default.json",
+        "instruction-tasks/instruction-following-ml-100k-default.json",
         "summary_by_guidance/1.0",
         STEERING,
     ),
     "steering-item-head": (
-        "instruction-following-ml-100k-item-head.json",
+        "instruction-tasks/instruction-following-ml-100k-item-head.json",
         "summary_by_guidance/0.0",
         STEERING,
     ),
-    "ml-100k-10-epoch-baselines": ("bench-ml-100k-uni9.json", "results", BENCH_TIMED),
-    "amazon-10-epoch-baselines": ("bench-amazon-games-2000u-uni9.json", "results", BENCH_TIMED),
-    "ml-100k-sasrec-alone": ("bench-ml-100k-uni9-sasrec-alone.json", "results", CONVERGED),
-    "ml-100k-bert4rec-alone": ("bench-ml-100k-uni9-bert4rec-alone.json", "results", CONVERGED),
+    "ml-100k-10-epoch-baselines": (
+        "training-objectives/bench-ml-100k-uni9.json",
+        "results",
+        BENCH_TIMED,
+    ),
+    "amazon-10-epoch-baselines": (
+        "training-objectives/bench-amazon-games-2000u-uni9.json",
+        "results",
+        BENCH_TIMED,
+    ),
+    "ml-100k-sasrec-alone": (
+        "baselines/bench-ml-100k-uni9-sasrec-alone.json",
+        "results",
+        CONVERGED,
+    ),
+    "ml-100k-bert4rec-alone": (
+        "baselines/bench-ml-100k-uni9-bert4rec-alone.json",
+        "results",
+        CONVERGED,
+    ),
     "ml-100k-bert4rec-converge": (
-        "bench-ml-100k-uni9-bert4rec-converge.json",
+        "baselines/bench-ml-100k-uni9-bert4rec-converge.json",
         "results",
         CONVERGED,
     ),
     "ml-100k-sasrec-tuned-converge": (
-        "bench-ml-100k-uni9-sasrec-tuned-converge.json",
+        "baselines/bench-ml-100k-uni9-sasrec-tuned-converge.json",
         "results",
         CONVERGED,
     ),
-    "ml-100k-converged": ("bench-ml-100k-uni9-converged-sasrec.json", "results", CONVERGED),
+    "ml-100k-converged": (
+        "baselines/bench-ml-100k-uni9-converged-sasrec.json",
+        "results",
+        CONVERGED,
+    ),
     "ml-100k-converged-tuned-bert4rec": (
-        "bench-ml-100k-uni9-converged-tuned-bert4rec.json",
+        "baselines/bench-ml-100k-uni9-converged-tuned-bert4rec.json",
         "results",
         CONVERGED,
     ),
-    "ml-100k-time-limited": ("bench-ml-100k-uni9-converged.json", "results", CONVERGED),
-    "ml-100k-bert4rec-time-limited": ("bench-ml-100k-uni9-bert4rec.json", "results", CONVERGED),
-    "amazon-converged": ("bench-amazon-games-2000u-uni9-converged.json", "results", CONVERGED),
+    "ml-100k-time-limited": ("baselines/bench-ml-100k-uni9-converged.json", "results", CONVERGED),
+    "ml-100k-bert4rec-time-limited": (
+        "baselines/bench-ml-100k-uni9-bert4rec.json",
+        "results",
+        CONVERGED,
+    ),
+    "amazon-converged": (
+        "baselines/bench-amazon-games-2000u-uni9-converged.json",
+        "results",
+        CONVERGED,
+    ),
     "amazon-sasrec-no-time-limit": (
-        "bench-amazon-games-2000u-uni9-sasrec-no-time-limit.json",
+        "baselines/bench-amazon-games-2000u-uni9-sasrec-no-time-limit.json",
         "results",
         CONVERGED,
     ),
     "amazon-bert4rec-alone": (
-        "bench-amazon-games-2000u-uni9-bert4rec-alone.json",
+        "baselines/bench-amazon-games-2000u-uni9-bert4rec-alone.json",
         "results",
         CONVERGED,
     ),
-    "running-list": ("bench-ml-100k-uni9-running-list.json", "results", BENCH_TIMED),
-    "main-job": ("bench-ml-100k-uni9-negatives-at-2-110.json", "results", BENCH_SIGNALS),
-    "list-fast": ("bench-ml-100k-uni9-list-fast.json", "results", BENCH_SIGNALS),
-    "generation-budget": ("bench-ml-100k-uni9-generation.json", "results", BENCH_SIGNALS),
-    "generation-epoch": ("bench-ml-100k-uni9-generation-epoch.json", "results", BENCH_SIGNALS),
-    "shuffled-titles-generation": (
-        "bench-ml-100k-uni9-shuffled-titles-generation.json",
+    "running-list": (
+        "training-objectives/bench-ml-100k-uni9-running-list.json",
+        "results",
+        BENCH_TIMED,
+    ),
+    "main-job": (
+        "training-objectives/bench-ml-100k-uni9-negatives-at-2-110.json",
         "results",
         BENCH_SIGNALS,
     ),
-    "shuffled-titles-negatives-at-2": (
-        "bench-ml-100k-uni9-shuffled-titles-negatives-at-2.json",
+    "list-fast": (
+        "training-objectives/bench-ml-100k-uni9-list-fast.json",
         "results",
         BENCH_SIGNALS,
     ),
-    "shuffled-titles-default-row": (
-        "bench-ml-100k-uni9-shuffled-titles-negatives-at-2-110.json",
+    "generation-budget": (
+        "training-objectives/bench-ml-100k-uni9-generation.json",
         "results",
         BENCH_SIGNALS,
     ),
-    "main-job-run": ("main_job.json", *MAIN_JOB_RUN),
-    "main-job-listwise-run": ("main_job-listwise.json", *MAIN_JOB_RUN),
-    "main-job-sequential-only-run": ("main_job-sequential-only.json", *MAIN_JOB_RUN),
-    "forms": ("bench-ml-100k-150u-forms.json", "results", BENCH_TIMED),
+    "generation-epoch": (
+        "training-objectives/bench-ml-100k-uni9-generation-epoch.json",
+        "results",
+        BENCH_SIGNALS,
+    ),
+    "main-job-run": ("main-job/main_job.json", *MAIN_JOB_RUN),
+    "main-job-listwise-run": ("main-job/main_job-listwise.json", *MAIN_JOB_RUN),
+    "main-job-sequential-only-run": ("main-job/main_job-sequential-only.json", *MAIN_JOB_RUN),
+    "forms": ("task-forms/bench-ml-100k-150u-forms.json", "results", BENCH_TIMED),
     "forms-tokenization-fix": (
-        "bench-ml-100k-150u-forms-tokenization-fix.json",
+        "task-forms/bench-ml-100k-150u-forms-tokenization-fix.json",
         "results",
         BENCH_TIMED,
     ),
     "forms-tokenization-fix-T1": (
-        "bench-ml-100k-150u-forms-tokenization-fix-T1.json",
+        "task-forms/bench-ml-100k-150u-forms-tokenization-fix-T1.json",
         "results",
         BENCH_TIMED,
     ),
-    "hybrid-ml-100k-fused": ("bench-ml-100k-uni9-hybrid-fused.json", "results", BENCH_TIMED),
-    "hybrid-ml-100k-gated-400": (
-        "bench-ml-100k-uni9-hybrid-gated-fused-400steps-rerun.json",
+    "hybrid-ml-100k-fused": (
+        "collaborative-signal/bench-ml-100k-uni9-hybrid-fused.json",
         "results",
         BENCH_TIMED,
     ),
-    "hybrid-ml-100k-learned": ("bench-ml-100k-uni9-hybrid-learned.json", "results", BENCH_TIMED),
-    "hybrid-amazon": ("bench-amazon-games-2000u-uni9-hybrid.json", "results", BENCH_TIMED),
-    "hybrid-amazon-gated": (
-        "bench-amazon-games-2000u-uni9-hybrid-gated.json",
+    "hybrid-ml-100k-learned": (
+        "collaborative-signal/bench-ml-100k-uni9-hybrid-learned.json",
+        "results",
+        BENCH_TIMED,
+    ),
+    "hybrid-amazon": (
+        "collaborative-signal/bench-amazon-games-2000u-uni9-hybrid.json",
         "results",
         BENCH_TIMED,
     ),
     "hybrid-amazon-learned": (
-        "bench-amazon-games-2000u-uni9-hybrid-learned.json",
+        "collaborative-signal/bench-amazon-games-2000u-uni9-hybrid-learned.json",
         "results",
         BENCH_TIMED,
     ),
-    "cold-ml-100k": ("cold-ml-100k-uni9-all.json", "rows", COLD),
-    "cold-amazon": ("cold-amazon-games-2000u-uni9-all.json", "rows", COLD),
     "fusion-ml-100k-lora": (
-        "fusion-ml-100k-lora-sasrec-popularity-aware.json",
+        "collaborative-signal/fusion-ml-100k-lora-sasrec-popularity-aware.json",
         FUSION_ROWS,
         FUSION,
     ),
-    "serve-load": ("serve_load.json", "cells", SERVE_LOAD),
-    "serve-load-full": ("serve_load-full.json", "cells", SERVE_LOAD),
-    "serve-load-speedup": ("serve_load.json", "speedup_over_one_by_one", SERVE_SPEEDUP),
+    "serve-load": ("serving-under-load/serve_load.json", "cells", SERVE_LOAD),
+    "serve-load-full": ("serving-under-load/serve_load-full.json", "cells", SERVE_LOAD),
+    "serve-load-speedup": (
+        "serving-under-load/serve_load.json",
+        "speedup_over_one_by_one",
+        SERVE_SPEEDUP,
+    ),
     "serve-load-full-speedup": (
-        "serve_load-full.json",
+        "serving-under-load/serve_load-full.json",
         "speedup_over_one_by_one",
         SERVE_SPEEDUP,
     ),
     "two-stage-full": (
-        "two-stage-full-ml-100k.json",
+        "collaborative-signal/two-stage-full-ml-100k.json",
         "rows",
         [("model", "_key", "s")]
         + [(f"HR@{k}", f"hit@{k}", "4f") for k in (1, 5, 10, 20)]
         + [("NDCG@10", "ndcg@10", "4f"), ("wall s", "wall_s", "0f")],
     ),
-    "instruction-zeroshot": (
-        "instruction-following-ml-100k-zeroshot.json",
-        "share_in_top_k",
-        SHARES,
-    ),
-    "instruction-fused-400": (
-        "instruction-following-ml-100k-hybrid-gated-fused-400steps.json",
-        "share_in_top_k",
-        SHARES,
-    ),
-    "instruction-zeroshot-guidance-1": (
-        "instruction-following-ml-100k-zeroshot-guidance.json",
-        "share_in_top_k_by_guidance/1.0",
-        SHARES,
-    ),
-    "instruction-fused-400-guidance-1": (
-        "instruction-following-ml-100k-hybrid-gated-fused-400steps-guidance.json",
-        "share_in_top_k_by_guidance/1.0",
-        SHARES,
-    ),
-    "instruction-fused-400-guidance-2": (
-        "instruction-following-ml-100k-hybrid-gated-fused-400steps-guidance.json",
-        "share_in_top_k_by_guidance/2.0",
-        SHARES,
-    ),
     "scoring-speed": (
-        "scoring_speed.json",
+        "scoring-speed/scoring_speed.json",
         "results",
         [
             ("candidates/user", "candidates_per_user", "d"),
@@ -375,7 +386,7 @@ TABLES = {
         ],
     ),
     "quantization": (
-        "quantization.json",
+        "scoring-speed/quantization.json",
         "results",
         [
             ("precision", "precision", "s"),
@@ -386,7 +397,7 @@ TABLES = {
         ],
     ),
     "baseline-epoch-cost": (
-        "baseline_epoch_cost.json",
+        "baselines/baseline_epoch_cost.json",
         "rows",
         [
             ("settings changed", "variant", "s"),
@@ -396,14 +407,18 @@ TABLES = {
             ("projected epoch s", "projected_epoch_seconds", "0f"),
         ],
     ),
-    "training-speed": ("training_speed.json", "results", TRAINING_SPEED),
+    "training-speed": ("training-speed/training_speed.json", "results", TRAINING_SPEED),
     "training-speed-negative-positions": (
-        "training_speed-negative-positions.json",
+        "training-speed/training_speed-negative-positions.json",
         "results",
         TRAINING_SPEED,
     ),
-    "signal-tokens": ("signal_tokens.json", "results", SIGNAL_TOKENS),
-    "signal-tokens-categories": ("signal_tokens-categories.json", "results", SIGNAL_TOKENS),
+    "signal-tokens": ("training-speed/signal_tokens.json", "results", SIGNAL_TOKENS),
+    "signal-tokens-categories": (
+        "training-speed/signal_tokens-categories.json",
+        "results",
+        SIGNAL_TOKENS,
+    ),
 }
 COMPARISONS = {
     **{
@@ -425,38 +440,33 @@ COMPARISONS = {
     },
     **{f"item-heads-{task}": f"{ITEM_HEAD}/item-heads-{task}.json" for task in SEARCH_TASKS[1:]},
     "item-heads-vs-popularity": f"{ITEM_HEAD}/item-heads-vs-popularity.json",
-    "headline-ml-100k": "benchmarks/experiments/headline/results/headline-ml-100k-uni9.json",
-    "headline-amazon-games": (
-        "benchmarks/experiments/headline/results/headline-amazon-games-2000u-uni9.json"
-    ),
-    "running-list-vs-lora": "running-list-vs-lora-ml-100k-uni9.json",
-    "main-job-vs-lora": "main-job-vs-lora-ml-100k-uni9.json",
-    "fast-vs-running-list": "fast-vs-running-list-ml-100k-uni9.json",
-    "cheaper-prompts": "cheaper-prompts-vs-running-list-ml-100k-uni9.json",
-    "shuffled-titles": "shuffled-titles-ml-100k-uni9.json",
-    "shuffled-titles-generation-vs-lora": "shuffled-titles-generation-vs-lora-ml-100k-uni9.json",
-    "generation-vs-list-fast": "generation-vs-list-fast-ml-100k-uni9.json",
-    "objectives-amazon": "objectives-amazon-games-2000u-uni9.json",
-    "negatives-at-2-vs-list-fast": "negatives-at-2-vs-list-fast-ml-100k-uni9.json",
-    "shuffled-titles-negatives-at-2-vs-lora": (
-        "shuffled-titles-negatives-at-2-vs-lora-ml-100k-uni9.json"
-    ),
-    "default-vs-list-fast": "default-vs-list-fast-ml-100k-uni9.json",
-    "shuffled-titles-default": "shuffled-titles-default-ml-100k-uni9.json",
-    "forms-T0-fix": "forms-T0-tokenization-fix.json",
-    "forms-T1-fix": "forms-T1-tokenization-fix.json",
-    "fused-vs-10-epoch-sasrec": "fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
-    "search-requests-sequential": "search-requests-vs-default-sequential-ml-100k-uni9.json",
-    **{f"search-{task}": f"search-{task}-ml-100k-uni9.json" for task in SEARCH_TASKS},
-    "search-vague-trained-vs-held-out": "search-vague-trained-vs-held-out-ml-100k-uni9.json",
+    "headline-ml-100k": "headline/headline-ml-100k-uni9.json",
+    "headline-amazon-games": "headline/headline-amazon-games-2000u-uni9.json",
+    "running-list-vs-lora": "training-objectives/running-list-vs-lora-ml-100k-uni9.json",
+    "main-job-vs-lora": "training-objectives/main-job-vs-lora-ml-100k-uni9.json",
+    "fast-vs-running-list": "training-objectives/fast-vs-running-list-ml-100k-uni9.json",
+    "cheaper-prompts": "training-objectives/cheaper-prompts-vs-running-list-ml-100k-uni9.json",
+    "generation-vs-list-fast": "training-objectives/generation-vs-list-fast-ml-100k-uni9.json",
+    "objectives-amazon": "training-objectives/objectives-amazon-games-2000u-uni9.json",
+    "negatives-at-2-vs-list-fast": "training-objectives/negatives-at-2-vs-list-fast-ml-100k-uni9.json",
+    "default-vs-list-fast": "training-objectives/default-vs-list-fast-ml-100k-uni9.json",
+    "forms-T0-fix": "task-forms/forms-T0-tokenization-fix.json",
+    "forms-T1-fix": "task-forms/forms-T1-tokenization-fix.json",
+    "fused-vs-10-epoch-sasrec": "collaborative-signal/fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
+    "search-requests-sequential": "instruction-tasks/search-requests-vs-default-sequential-ml-100k-uni9.json",
+    **{
+        f"search-{task}": f"instruction-tasks/search-{task}-ml-100k-uni9.json"
+        for task in SEARCH_TASKS
+    },
+    "search-vague-trained-vs-held-out": "instruction-tasks/search-vague-trained-vs-held-out-ml-100k-uni9.json",
     "search-psearch-specific-trained-vs-zeroshot": (
-        "search-psearch-specific-trained-vs-zeroshot-ml-100k-uni9.json"
+        "instruction-tasks/search-psearch-specific-trained-vs-zeroshot-ml-100k-uni9.json"
     ),
-    "search-every-row-psearch-specific": "search-every-row-psearch-specific-ml-100k-uni9.json",
-    "search-every-row-sequential": "search-every-row-sequential-ml-100k-uni9.json",
+    "search-every-row-psearch-specific": "instruction-tasks/search-every-row-psearch-specific-ml-100k-uni9.json",
+    "search-every-row-sequential": "instruction-tasks/search-every-row-sequential-ml-100k-uni9.json",
     # the rule reads words only in these; elsewhere it is SASRec's order
     **{
-        f"search-{task}-vs-rule": f"search-{task}-vs-rule-ml-100k-uni9.json"
+        f"search-{task}-vs-rule": f"instruction-tasks/search-{task}-vs-rule-ml-100k-uni9.json"
         for task in ("psearch-specific", "product-search")
     },
 }
@@ -481,8 +491,10 @@ def _format(value, fmt):
 
 
 def _result_path(file):
-    """(path on disk, name as the tables show it) of a table's result file."""
-    shown = file if file.startswith("benchmarks/") else f"benchmarks/results/{file}"
+    """(path on disk, name as the tables show it) of a table's result file, named
+    ``<experiment>/<file>`` under that experiment's ``results/`` folder."""
+    experiment, name = file.split("/", 1)
+    shown = f"benchmarks/experiments/{experiment}/results/{name}"
     return os.path.join(ROOT, shown), shown
 
 
@@ -504,18 +516,16 @@ def _rows(result, spec):
     return node or []
 
 
-def render_table(name):
-    """Lines of the named table (TABLES or COMPARISONS), its provenance line first."""
-    if name in COMPARISONS:
-        return render_comparison(COMPARISONS[name])
-    if name not in TABLES:
-        raise SystemExit(f"<!-- TABLE {name} -->: no such table; known: {', '.join(TABLES)}")
-    file, rows, columns = TABLES[name]
+def _load(file):
+    """(result, None) of a table's file, or (None, the line saying it is not measured yet)."""
     path, shown = _result_path(file)
     if not os.path.isfile(path):
-        return [f"(`{shown}` is not measured yet.)"]
+        return None, [f"(`{shown}` is not measured yet.)"]
     with open(path, encoding="utf-8") as f:
-        result = json.load(f)
+        return json.load(f), None
+
+
+def _table(file, result, rows, columns):
     lines = [_source(file, result), ""]
     lines.append("| " + " | ".join(header for header, _, _ in columns) + " |")
     lines.append("|" + "---|" * len(columns))
@@ -523,6 +533,29 @@ def render_table(name):
         cells = [_format(_at(row, path), fmt) for _, path, fmt in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def render_table(name):
+    """Lines of the named table, its provenance line first: a name of TABLES or COMPARISONS, or
+    a result file as ``<experiment>/<file>.json`` (a paired comparison as its table, a bench
+    run as its rows' metrics and costs)."""
+    if name in COMPARISONS:
+        return render_comparison(COMPARISONS[name])
+    if name not in TABLES and not re.fullmatch(r"[\w-]+/[\w.@-]+\.json", name):
+        raise SystemExit(
+            f"<!-- TABLE {name} -->: no such table; name one of {', '.join(TABLES)}, or a "
+            "result file as <experiment>/<file>.json"
+        )
+    file, rows, columns = TABLES.get(name, (name, "results", None))
+    result, missing = _load(file)
+    if missing:
+        return missing
+    if columns is None:  # a result file named in the block
+        if "references" in result:
+            return render_comparison(file)
+        signals = any("training_signals" in row for row in result["results"])
+        columns = BENCH_SIGNALS if signals else BENCH_TIMED
+    return _table(file, result, rows, columns)
 
 
 def _cell(entry):
@@ -536,13 +569,13 @@ def _verdict(against):
     return hit if hit == ndcg else f"HR@1: {hit}; NDCG@5: {ndcg}"
 
 
-def render_comparison(name, title=None):
-    """A paired comparison (``instructrec compare`` / bench) file as a table."""
-    path, shown = _result_path(name)
-    if not os.path.isfile(path):
-        return [f"(`{shown}` is not measured yet.)"]
-    with open(path, encoding="utf-8") as f:
-        result = json.load(f)
+def render_comparison(name, title=None, default_row=None):
+    """A paired comparison (``instructrec compare`` / bench) file as a table; ``default_row``
+    is marked as the default."""
+    result, missing = _load(name)
+    if missing:
+        return missing
+    shown = _result_path(name)[1]
     references = result["references"]
     first = next(iter(references), "reference")
     best = references.get("best baseline (by validation)")
@@ -562,7 +595,7 @@ def render_comparison(name, title=None):
         versus = row["against"].get(first)
         versus_best = row["against"].get("best baseline (by validation)")
         cells = [
-            row["model"],
+            f"**{row['model']}** (default)" if row["model"] == default_row else row["model"],
             row["training"],
             f"{row['metrics']['hit@1']:.4f}",
             f"{row['metrics']['ndcg@5']:.4f}",
@@ -577,7 +610,7 @@ def render_comparison(name, title=None):
 def render_headline():
     lines = [START, ""]
     for name, title in HEADLINES:
-        lines += render_comparison(name, title) + [""]
+        lines += render_comparison(name, title, default_row=DEFAULT_ROW) + [""]
     return "\n".join(lines + [END])
 
 
@@ -595,17 +628,69 @@ def render_blocks(text):
     )
 
 
-def main(argv=None, readme=None, results_doc=None):
+def _experiment_names():
+    names = sorted(os.path.basename(os.path.dirname(p)) for p in glob.glob(EXPERIMENT_READMES))
+    first = [name for name in EXPERIMENTS_FIRST if name in names]
+    return first + [name for name in names if name not in first]
+
+
+def experiment_summary(name):
+    """(title, question, answer) of an experiment, from its README: the first line, and the
+    paragraphs that open with **Question.** and **Answer.**."""
+    path = os.path.join(EXPERIMENTS, name, "README.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]
+    title = paragraphs[0].lstrip("# ").strip()
+    found = {}
+    for label in ("Question", "Answer"):
+        opening = f"**{label}.** "
+        found[label] = next((p[len(opening) :] for p in paragraphs if p.startswith(opening)), None)
+        if found[label] is None:
+            raise SystemExit(f"{os.path.relpath(path, ROOT)}: no paragraph opens with {opening!r}")
+    return title, found["Question"], found["Answer"]
+
+
+def render_index(link_prefix, detailed):
+    """The experiments, each with its question (and, ``detailed``, its answer), linked."""
+    lines = []
+    if not detailed:
+        lines += ["| experiment | question |", "|---|---|"]
+    for name in _experiment_names():
+        title, question, answer = experiment_summary(name)
+        link = f"{link_prefix}{name}/README.md"
+        if detailed:
+            lines += [f"### [{title}]({link})", "", f"**Question.** {question}", ""]
+            lines += [f"**Answer.** {answer}", ""]
+        else:
+            lines.append(f"| [{name}]({link}) | {question.replace('|', '/')} |")
+    return lines
+
+
+def render_indexes(text, detailed, link_prefix):
+    """The index block: the experiments' questions and answers (docs/results.md), or a table of
+    their questions (the experiments' own README)."""
+    lines = render_index(link_prefix, detailed)
+    return INDEX_BLOCK.sub(lambda m: m.group(1) + "\n".join(lines) + "\n" + m.group(3), text)
+
+
+def main(argv=None, readme=None, results_doc=None, experiments_index=None, experiment_readmes=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     stale = []
-    documents = [(readme or README, render_readme), (results_doc or RESULTS_DOC, None)]
-    documents += [(p, None) for p in sorted(glob.glob(EXPERIMENT_READMES))]
-    for path, render in documents:
+    # (path, its own renderer, whether its index is detailed, the index's links' prefix)
+    documents = [
+        (readme or README, render_readme, False, ""),
+        (results_doc or RESULTS_DOC, None, True, "../benchmarks/experiments/"),
+        (experiments_index or EXPERIMENTS_INDEX, None, False, ""),
+    ]
+    readmes = experiment_readmes or sorted(glob.glob(EXPERIMENT_READMES))
+    documents += [(p, None, False, "") for p in readmes]
+    for path, render, detailed, prefix in documents:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        new = render_blocks(render(text) if render else text)
+        new = render_indexes(render_blocks(render(text) if render else text), detailed, prefix)
         if new == text:
             continue
         if args.check:

@@ -5,7 +5,7 @@ candidates per second (naive and ours), tokens computed against the floor (each 
 each candidate token once), peak memory, and the largest score difference from the naive path.
 Each configuration runs in its own process so that its peak RSS is its own.
 
-    python benchmarks/scoring_speed.py [--users 4] [--naive-candidates 40] [--out benchmarks/results]
+    python benchmarks/scoring_speed.py [--users 4] [--naive-candidates 40] [--out benchmarks/experiments/scoring-speed/results]
         [--dtype bfloat16] [--naive-batch 8] [--max-batch-tokens 4096] [--tag scoring_speed-gpu]
 
 On a GPU (RecBole's ``device``, picked when CUDA is there), times are taken after
@@ -174,7 +174,9 @@ def main():
     parser.add_argument("--users", type=int, default=4)
     parser.add_argument("--candidates", default="10,100,1000")
     parser.add_argument("--naive-candidates", type=int, default=40)
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out", default=os.path.join(ROOT, "benchmarks", "experiments", "scoring-speed", "results")
+    )
     parser.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
     parser.add_argument("--naive-batch", type=int, default=8, help="naive sequences per pass")
     parser.add_argument("--max-batch-tokens", type=int, default=4096)

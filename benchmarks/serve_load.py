@@ -25,7 +25,7 @@ connection failure or timeout). The target for both is none.
 
 Without ``--candidate-model`` the two-stage setting first trains SASRec with RecBole
 (``--sasrec-epochs``, the benchmark's baseline settings), as benchmarks/two_stage_full.py does.
-JSON and Markdown go to ``--out`` (default benchmarks/results); server logs to its tmp/.
+JSON and Markdown go to ``--out`` (default benchmarks/experiments/serving-under-load/results); server logs to its tmp/.
 """
 
 import argparse
@@ -83,7 +83,10 @@ def main(argv=None):
     )
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--tag", default="serve_load")
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out",
+        default=os.path.join(ROOT, "benchmarks", "experiments", "serving-under-load", "results"),
+    )
     args = parser.parse_args(argv)
     command = " ".join(["python", "benchmarks/serve_load.py"] + list(argv or sys.argv[1:]))
 

@@ -1,7 +1,8 @@
 """Does the model learn from interactions, or only from what titles mean?
 
     python benchmarks/shuffled_titles.py [--models ...] [--tag ml-100k-uni9-shuffled-titles]
-        [--set KEY=VALUE] [--model-config MODEL=FILE.yaml]
+        [--set KEY=VALUE] [--model-config MODEL=FILE.yaml] [--stored-row ROW=bench.json]
+        [--out benchmarks/experiments/shuffled-titles/results]
 
 A control dataset: ml-100k with every item's title and year replaced by another item's (one
 seeded permutation), so each item keeps a unique name that carries no meaning; interactions,
@@ -10,18 +11,19 @@ candidate set:
 
 * SASRec (reads ids only, so it should not move);
 * InstructRec zero-shot, which can only fall to chance;
-* InstructRec LoRA as the default main job trains it (the running list: every position of a
-  window) and as it did before (``InstructRec-LoRA-prefix``: one prompt per training row): what
-  they reach is what they learned from co-occurrence;
-* the hybrids, whose item tokens carry the interactions: SASRec's item embeddings
-  (``InstructRec-Hybrid``, which needs the SASRec row in the same run) or a table learned with
-  the LoRA (``InstructRec-Hybrid-learned``).
+* InstructRec LoRA as the default main job trains it: what it reaches is what it learned from
+  co-occurrence;
+* the compact item head and the hybrid item head (SASRec's item embeddings, from the SASRec row
+  of the same run or a ``--stored-row``), whose item vectors learn from the interactions.
+
+Genres stay: they are the categories the search requests and the item text name, so the
+control removes what titles and years mean, not what genres mean.
 
 With ml-100k's dataset settings (``SOURCE_DATASET_SETTINGS``) the control's stored candidates
 are the headline's, so its rows pair with the headline's rows too (SASRec, which reads ids
 only, trains on identical rows: ``tests/test_shuffled_titles.py``).
 
-The dataset is written under ``benchmarks/results/tmp/`` (not committed); the results go to
+The dataset is written under ``<out>/tmp/`` (not committed); the results go to
 ``bench-<tag>.*`` like every benchmark.
 """
 
@@ -33,8 +35,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEFAULT_MODELS = (
-    "SASRec,InstructRec-zeroshot,InstructRec-LoRA-prefix,InstructRec-LoRA,InstructRec-Hybrid,"
-    "InstructRec-Hybrid-learned"
+    "SASRec,InstructRec-zeroshot,InstructRec-LoRA,InstructRec-ItemHead-compact,"
+    "InstructRec-ItemHead-hybrid"
 )
 TEXT_COLUMNS = ("movie_title:token_seq", "release_year:token")
 # RecBole reads properties/dataset/<name>.yaml by the dataset's name, and the control's new name
@@ -78,7 +80,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=DEFAULT_MODELS)
     parser.add_argument("--source", default=None, help="folder of ml-100k (default: RecBole's)")
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out",
+        default=os.path.join(ROOT, "benchmarks", "experiments", "shuffled-titles", "results"),
+    )
     parser.add_argument("--tag", default="ml-100k-uni9-shuffled-titles")
     parser.add_argument("--set", action="append", default=[], help="key=value for every row")
     parser.add_argument(

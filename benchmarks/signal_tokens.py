@@ -121,7 +121,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--negatives", type=int, default=4)
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out",
+        default=os.path.join(ROOT, "benchmarks", "experiments", "training-speed", "results"),
+    )
     parser.add_argument("--tag", default="signal_tokens")
     parser.add_argument("--mentions", default=";".join(MENTIONS), help="';'-separated subset")
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help="','-separated subset")

@@ -23,7 +23,7 @@ Variants:
 * ``...-no-system``: the same with ``system_prompt: ''``, an empty system turn instead of the
   chat template's default system text;
 * ``...-title-only-no-system``: both, and ``item_text_fields: [movie_title]``: item mentions
-  without the release year (``benchmarks/configs/running-list-title-only.yaml``);
+  without the release year (``benchmarks/experiments/training-objectives/configs/running-list-title-only.yaml``);
 * ``...-no-lora-dropout``: ``lora_dropout: 0`` (peft then skips a dropout mask on the input of
   every adapted layer); ``...-bf16-autocast``: ``enable_amp`` (bfloat16 autocast, which runs
   oneDNN's bf16 matmuls on CPUs that have them). Both together, in the running list, are the
@@ -55,7 +55,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Item mentions without the release year, which SmolLM2 writes digit by digit: about half the
-# tokens of a mention (benchmarks/results/signal_tokens.md).
+# tokens of a mention (benchmarks/experiments/training-speed/results/signal_tokens.md).
 _TITLE_ONLY = {"item_text_fields": ["movie_title"]}
 # The default main job's speed settings: bf16 autocast and no LoRA dropout.
 _FAST = {"enable_amp": True, "lora_dropout": 0.0}
@@ -215,7 +215,10 @@ def main():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--negatives", type=int, default=4)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out",
+        default=os.path.join(ROOT, "benchmarks", "experiments", "training-speed", "results"),
+    )
     parser.add_argument("--tag", default="training_speed")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -29,7 +29,10 @@ def main():
     parser.add_argument("--rerank-top-k", type=int, default=20)
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--tag", default=None)
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument(
+        "--out",
+        default=os.path.join(ROOT, "benchmarks", "experiments", "collaborative-signal", "results"),
+    )
     args = parser.parse_args()
     command = " ".join(["python"] + sys.argv)
     sys.argv = sys.argv[:1]

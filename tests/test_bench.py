@@ -333,13 +333,15 @@ def _machine_folders(text):
 
 def test_a_report_names_the_repositorys_files_relative_to_its_root(tmp_path):
     root = next(folder for folder, name in report._places() if name == "")
-    scores = os.path.join(root, "benchmarks", "results", "scores", "s.jsonl.gz")
+    scores = os.path.join(root, "benchmarks", "experiments", "x", "results", "scores", "s.jsonl.gz")
     command = f"{sys.executable} benchmarks/x.py --out {os.path.join(root, 'benchmarks')}"
     payload = {"run": {"command": command}, "results": [{"scores_file": scores}]}
     report.save_report(str(tmp_path), "r", payload, [f"Command: `{command}`"], quiet=True)
 
     written = json.loads((tmp_path / "r.json").read_text())
-    assert written["results"][0]["scores_file"] == "benchmarks/results/scores/s.jsonl.gz"
+    assert (
+        written["results"][0]["scores_file"] == "benchmarks/experiments/x/results/scores/s.jsonl.gz"
+    )
     assert written["run"]["command"] == "python benchmarks/x.py --out benchmarks"
     assert not _machine_folders((tmp_path / "r.json").read_text())
     assert not _machine_folders((tmp_path / "r.md").read_text())

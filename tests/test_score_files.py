@@ -73,7 +73,7 @@ def _result_file(folder, recorded):
 
 
 def test_a_row_written_elsewhere_reads_the_score_file_committed_beside_its_result(tmp_path):
-    results = tmp_path / "repo" / "benchmarks" / "results"
+    results = tmp_path / "repo" / "benchmarks" / "experiments" / "x" / "results"
     write_score_file(str(results / "scores" / "run-a" / "ml-M.jsonl.gz"), RECORDS)
     # The run wrote from a scratch checkout that no longer exists.
     gone = "/nowhere/worktree/benchmarks/results/scores/run-a/ml-M.jsonl.gz"
@@ -84,7 +84,7 @@ def test_a_row_written_elsewhere_reads_the_score_file_committed_beside_its_resul
 
 
 def test_a_row_whose_score_file_is_nowhere_still_fails_by_name(tmp_path):
-    results = tmp_path / "benchmarks" / "results"
+    results = tmp_path / "benchmarks" / "experiments" / "x" / "results"
     write_score_file(str(results / "scores" / "run-b" / "ml-M.jsonl.gz"), RECORDS)
     # Beside the result file, but under another run's folder: not the row's file.
     gone = "/nowhere/benchmarks/results/scores/run-a/ml-M.jsonl.gz"

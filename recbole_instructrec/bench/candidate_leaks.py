@@ -4,8 +4,9 @@ Every negative of a candidate file is checked against the user's complete histor
 atomic ``.inter`` file (every interaction, at any time, before any split). The check is
 independent of the draw (:func:`..candidates.draw_candidates`), which reads RecBole's built
 dataset: there a sequential user's first interaction is only history, never a target, and a
-draw that read the targets alone drew it as a negative (the candidate files under
-``benchmarks/results/`` come from that draw; ``benchmarks/candidate_leaks.py`` measures them).
+draw that read the targets alone drew it as a negative (the experiments that
+ran on that draw keep its files, and their READMEs say so; ``benchmarks/candidate_leaks.py``
+measures them).
 """
 
 import numpy as np

@@ -18,7 +18,6 @@ from recbole_instructrec.bench.atomic import write_text_atomic
 # .venv, which git ignores) still sees the checkout's changes.
 WHOLE_REPOSITORY = (
     ":(top)",
-    ":(top,exclude)benchmarks/results",
     ":(top,exclude,glob)benchmarks/experiments/*/results/**",
 )
 HEADLINE = ["hit@1", "ndcg@5"]

@@ -284,7 +284,7 @@ DECLARATIONS = (
         "train_negatives",
         "int",
         "4",
-        "uniform negatives per training row, sampled in the model; 0 = the positive's generation loss alone (the paper's objective; T2 only): against negatives at every position, level on ml-100k, far behind on amazon-games, far ahead where item names carry no meaning (docs/results.md, \"the generation loss alone\")",
+        "uniform negatives per training row, sampled in the model; 0 = the positive's generation loss alone (the paper's objective; T2 only): against negatives at every position, level on ml-100k and far behind on amazon-games (benchmarks/experiments/training-objectives)",
     ),
     Setting(
         "train_negative_positions",
@@ -323,7 +323,7 @@ DECLARATIONS = (
         "train_steps_per_epoch",
         "int | ~",
         "110",
-        "batches per epoch (RecBole turns every prefix into a sample); ~ = a whole epoch. With seq-list, about 10 training signals a row; 110 steps keep the main job within 20 minutes on 2 cores (docs/results.md)",
+        "batches per epoch (RecBole turns every prefix into a sample); ~ = a whole epoch. With seq-list, about 10 training signals a row; 110 steps keep the main job within 20 minutes on 2 cores (benchmarks/experiments/main-job)",
     ),
     Setting(
         "gradient_accumulation_steps",

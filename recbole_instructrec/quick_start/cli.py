@@ -109,7 +109,7 @@ def instructrec_main(argv=None):
         help="evaluate a row from the checkpoint it saved in an earlier run, without training "
         "(e.g. under another --protocol; repeatable)",
     )
-    bench.add_argument("--out", default="benchmarks/results", help="output folder")
+    bench.add_argument("--out", default="bench-results", help="output folder")
     bench.add_argument("--seed", type=int, default=2020)
     bench.add_argument("--tag", default=None, help="name of the result files (default: time)")
     compare = commands.add_parser(
@@ -124,7 +124,7 @@ def instructrec_main(argv=None):
     compare.add_argument(
         "--reference", default=None, help="set every row against this row (of --rows) only"
     )
-    compare.add_argument("--out", default="benchmarks/results", help="output folder")
+    compare.add_argument("--out", default="bench-results", help="output folder")
     compare.add_argument("--tag", required=True, help="name of the result files")
     convert = commands.add_parser(
         "convert-amazon", help="Amazon Review Data 2018 files -> RecBole atomic files with titles"

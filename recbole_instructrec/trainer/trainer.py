@@ -337,7 +337,7 @@ _AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 def bf16_is_native(device, cpuinfo="/proc/cpuinfo"):
     """Whether ``device`` multiplies in bfloat16 natively: a CUDA GPU that supports it, or a CPU
     with AVX512-BF16 or AMX. Elsewhere bf16 is emulated, and several times slower than float32
-    (``benchmarks/results/quantization.md``)."""
+    (``benchmarks/experiments/scoring-speed/results/quantization.md``)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":

@@ -17,7 +17,7 @@ instructrec bench --datasets ml-100k --models SASRec \
 #    beside the earlier draw's file.
 python benchmarks/candidate_leaks.py --files-only --out $out --tag candidate-leaks \
   --candidates $out/candidates-ml-100k-uni9.jsonl \
-  --candidates benchmarks/results/candidates-ml-100k-uni9.jsonl
+  --candidates benchmarks/experiments/baselines/results/candidates-ml-100k-uni9.jsonl
 # 2. The SASRec hybrid item head and the compact item head, at the main job's budget, on the
 #    sequential task and on personalized search with the target's genres, against step 1's
 #    SASRec (its scores, and its checkpoint for the hybrid). The search signals weigh as much
