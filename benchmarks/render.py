@@ -137,6 +137,11 @@ SIGNAL_TOKENS = [
     ("fewer than today", "tokens_vs_today", "2f"),
 ]
 ITEM_HEAD = "item-head"
+LEAKS = [
+    ("candidate file", "candidate_file", "s"),
+    ("rows", "rows", "d"),
+    ("rows with a negative the user interacted with", "rows_with_a_leaked_negative", "d"),
+]
 FULL_RANKING = (
     [("model", "model", "s")]
     + [
@@ -163,15 +168,8 @@ def _grid_points(result):
 
 
 TABLES = {
-    "item-head-candidate-leaks": (
-        f"{ITEM_HEAD}/candidate-leaks.json",
-        "candidate_files",
-        [
-            ("candidate file", "candidate_file", "s"),
-            ("rows", "rows", "d"),
-            ("rows with a negative the user interacted with", "rows_with_a_leaked_negative", "d"),
-        ],
-    ),
+    "item-head-candidate-leaks": (f"{ITEM_HEAD}/candidate-leaks.json", "candidate_files", LEAKS),
+    "candidate-draw-leaks": ("candidate-draw/candidate-leaks.json", "candidate_files", LEAKS),
     "item-head-sasrec": (f"{ITEM_HEAD}/bench-ml-100k-uni9-sasrec.json", "results", CONVERGED),
     "item-head-training": (
         f"{ITEM_HEAD}/bench-ml-100k-uni9-item-heads-sequential.json",
