@@ -117,13 +117,6 @@ STEERING = [
     ("HR@10, no instruction", "hit_before", "3f"),
     ("with it", "hit_after", "3f"),
 ]
-SEARCH_TASKS = (
-    "psearch-specific",
-    "psearch-vague",
-    "psearch-vague-held-out",
-    "psearch-preference",
-    "product-search",
-)
 SIGNAL_TOKENS = [
     ("item text", "mentions", "s"),
     ("layout", "layout", "s"),
@@ -171,31 +164,16 @@ TABLES = {
     "item-head-candidate-leaks": (f"{ITEM_HEAD}/candidate-leaks.json", "candidate_files", LEAKS),
     "candidate-draw-leaks": ("candidate-draw/candidate-leaks.json", "candidate_files", LEAKS),
     "item-head-sasrec": (f"{ITEM_HEAD}/bench-ml-100k-uni9-sasrec.json", "results", CONVERGED),
-    "item-head-training": (
-        f"{ITEM_HEAD}/bench-ml-100k-uni9-item-heads-sequential.json",
-        "results",
-        BENCH_SIGNALS,
-    ),
     "item-head-longer-training": (
         f"{ITEM_HEAD}/bench-ml-100k-uni9-hybrid-longer-sequential.json",
         "results",
         CONVERGED + [("training signals", "training_signals", "d")],
-    ),
-    "item-head-popularity": (
-        f"{ITEM_HEAD}/bench-ml-100k-uni9-popularity.json",
-        "results",
-        BENCH_SIGNALS,
     ),
     "item-head-serve": (f"{ITEM_HEAD}/serve-load-hybrid.json", "cells", SERVE_LOAD),
     "item-head-request-weight-grid": (
         f"{FITTED_WEIGHT}-sequential.json",
         _grid_points,
         GRID_POINTS,
-    ),
-    "item-head-fitted-weight-training": (
-        f"{FITTED_WEIGHT}-sequential.json",
-        "results",
-        BENCH_SIGNALS,
     ),
     "steering-hybrid": (
         f"{ITEM_HEAD}/instruction-following-hybrid-fitted-weight.json",
@@ -226,16 +204,6 @@ TABLES = {
         "instruction-tasks/instruction-following-ml-100k-item-head.json",
         "summary_by_guidance/0.0",
         STEERING,
-    ),
-    "ml-100k-10-epoch-baselines": (
-        "training-objectives/bench-ml-100k-uni9.json",
-        "results",
-        BENCH_TIMED,
-    ),
-    "amazon-10-epoch-baselines": (
-        "training-objectives/bench-amazon-games-2000u-uni9.json",
-        "results",
-        BENCH_TIMED,
     ),
     "ml-100k-sasrec-alone": (
         "baselines/bench-ml-100k-uni9-sasrec-alone.json",
@@ -288,65 +256,9 @@ TABLES = {
         "results",
         CONVERGED,
     ),
-    "running-list": (
-        "training-objectives/bench-ml-100k-uni9-running-list.json",
-        "results",
-        BENCH_TIMED,
-    ),
-    "main-job": (
-        "training-objectives/bench-ml-100k-uni9-negatives-at-2-110.json",
-        "results",
-        BENCH_SIGNALS,
-    ),
-    "list-fast": (
-        "training-objectives/bench-ml-100k-uni9-list-fast.json",
-        "results",
-        BENCH_SIGNALS,
-    ),
-    "generation-budget": (
-        "training-objectives/bench-ml-100k-uni9-generation.json",
-        "results",
-        BENCH_SIGNALS,
-    ),
-    "generation-epoch": (
-        "training-objectives/bench-ml-100k-uni9-generation-epoch.json",
-        "results",
-        BENCH_SIGNALS,
-    ),
     "main-job-run": ("main-job/main_job.json", *MAIN_JOB_RUN),
     "main-job-listwise-run": ("main-job/main_job-listwise.json", *MAIN_JOB_RUN),
     "main-job-sequential-only-run": ("main-job/main_job-sequential-only.json", *MAIN_JOB_RUN),
-    "forms": ("task-forms/bench-ml-100k-150u-forms.json", "results", BENCH_TIMED),
-    "forms-tokenization-fix": (
-        "task-forms/bench-ml-100k-150u-forms-tokenization-fix.json",
-        "results",
-        BENCH_TIMED,
-    ),
-    "forms-tokenization-fix-T1": (
-        "task-forms/bench-ml-100k-150u-forms-tokenization-fix-T1.json",
-        "results",
-        BENCH_TIMED,
-    ),
-    "hybrid-ml-100k-fused": (
-        "collaborative-signal/bench-ml-100k-uni9-hybrid-fused.json",
-        "results",
-        BENCH_TIMED,
-    ),
-    "hybrid-ml-100k-learned": (
-        "collaborative-signal/bench-ml-100k-uni9-hybrid-learned.json",
-        "results",
-        BENCH_TIMED,
-    ),
-    "hybrid-amazon": (
-        "collaborative-signal/bench-amazon-games-2000u-uni9-hybrid.json",
-        "results",
-        BENCH_TIMED,
-    ),
-    "hybrid-amazon-learned": (
-        "collaborative-signal/bench-amazon-games-2000u-uni9-hybrid-learned.json",
-        "results",
-        BENCH_TIMED,
-    ),
     "fusion-ml-100k-lora": (
         "collaborative-signal/fusion-ml-100k-lora-sasrec-popularity-aware.json",
         FUSION_ROWS,
@@ -418,56 +330,6 @@ TABLES = {
         SIGNAL_TOKENS,
     ),
 }
-COMPARISONS = {
-    **{
-        f"{prefix}-{task}": f"{ITEM_HEAD}/{prefix}-{task}.json"
-        for prefix in (
-            "item-heads",
-            "hybrid-vs-compact",
-            "hybrid-longer",
-            "hybrid-epochs",
-            "hybrid-sequential-only",
-            "hybrid-sequential-only-vs-mixed",
-        )
-        for task in ("sequential", "psearch-specific")  # the tasks its run.sh scores
-    },
-    **{
-        f"{prefix}-{task}": f"{ITEM_HEAD}/{prefix}-{task}.json"
-        for prefix in ("hybrid-fitted-weight", "hybrid-fitted-vs-weight-one")
-        for task in ("sequential", *SEARCH_TASKS)
-    },
-    **{f"item-heads-{task}": f"{ITEM_HEAD}/item-heads-{task}.json" for task in SEARCH_TASKS[1:]},
-    "item-heads-vs-popularity": f"{ITEM_HEAD}/item-heads-vs-popularity.json",
-    "headline-ml-100k": "headline/headline-ml-100k-uni9.json",
-    "headline-amazon-games": "headline/headline-amazon-games-2000u-uni9.json",
-    "running-list-vs-lora": "training-objectives/running-list-vs-lora-ml-100k-uni9.json",
-    "main-job-vs-lora": "training-objectives/main-job-vs-lora-ml-100k-uni9.json",
-    "fast-vs-running-list": "training-objectives/fast-vs-running-list-ml-100k-uni9.json",
-    "cheaper-prompts": "training-objectives/cheaper-prompts-vs-running-list-ml-100k-uni9.json",
-    "generation-vs-list-fast": "training-objectives/generation-vs-list-fast-ml-100k-uni9.json",
-    "objectives-amazon": "training-objectives/objectives-amazon-games-2000u-uni9.json",
-    "negatives-at-2-vs-list-fast": "training-objectives/negatives-at-2-vs-list-fast-ml-100k-uni9.json",
-    "default-vs-list-fast": "training-objectives/default-vs-list-fast-ml-100k-uni9.json",
-    "forms-T0-fix": "task-forms/forms-T0-tokenization-fix.json",
-    "forms-T1-fix": "task-forms/forms-T1-tokenization-fix.json",
-    "fused-vs-10-epoch-sasrec": "collaborative-signal/fused-vs-10-epoch-sasrec-ml-100k-uni9.json",
-    "search-requests-sequential": "instruction-tasks/search-requests-vs-default-sequential-ml-100k-uni9.json",
-    **{
-        f"search-{task}": f"instruction-tasks/search-{task}-ml-100k-uni9.json"
-        for task in SEARCH_TASKS
-    },
-    "search-vague-trained-vs-held-out": "instruction-tasks/search-vague-trained-vs-held-out-ml-100k-uni9.json",
-    "search-psearch-specific-trained-vs-zeroshot": (
-        "instruction-tasks/search-psearch-specific-trained-vs-zeroshot-ml-100k-uni9.json"
-    ),
-    "search-every-row-psearch-specific": "instruction-tasks/search-every-row-psearch-specific-ml-100k-uni9.json",
-    "search-every-row-sequential": "instruction-tasks/search-every-row-sequential-ml-100k-uni9.json",
-    # the rule reads words only in these; elsewhere it is SASRec's order
-    **{
-        f"search-{task}-vs-rule": f"instruction-tasks/search-{task}-vs-rule-ml-100k-uni9.json"
-        for task in ("psearch-specific", "product-search")
-    },
-}
 
 
 def _at(node, path):
@@ -534,11 +396,10 @@ def _table(file, result, rows, columns):
 
 
 def render_table(name):
-    """Lines of the named table, its provenance line first: a name of TABLES or COMPARISONS, or
+    """Lines of the named table, its provenance line first: a name of TABLES (the tables whose rows or
+    columns are not a result file's own), or
     a result file as ``<experiment>/<file>.json`` (a paired comparison as its table, a bench
     run as its rows' metrics and costs)."""
-    if name in COMPARISONS:
-        return render_comparison(COMPARISONS[name])
     if name not in TABLES and not re.fullmatch(r"[\w-]+/[\w.@-]+\.json", name):
         raise SystemExit(
             f"<!-- TABLE {name} -->: no such table; name one of {', '.join(TABLES)}, or a "
