@@ -3,7 +3,7 @@
 # item's title and year moved to another item (one seeded permutation; interactions, genres
 # and users unchanged), all 943 users, from the repository root:
 #   bash benchmarks/experiments/shuffled-titles/run.sh
-# About 2.5 h on 2 cores; SASRec, to early stopping, takes about 80 min of it. Each row is its
+# About 1.5 h on 2 cores, after the headline's SASRec (its step 1). Each row is its
 # own run of benchmarks/shuffled_titles.py (which writes the control dataset under
 # $out/tmp/ and trains and scores on it); a row whose result file already holds it is skipped,
 # so the run can span sessions (from a worktree held at one commit, so every file records it).
@@ -23,11 +23,13 @@ row() {  # row <row> <shuffled_titles.py options...>: one row's run, unless it i
   if has_row "$file" "$name"; then echo "have $name in $file"; return; fi
   python benchmarks/shuffled_titles.py --models "$@" --out $out --tag $tag-$name
 }
-# 1. SASRec on the control, trained to early stopping on validation: it reads item ids only,
-#    so it should match SASRec on ml-100k. The reference of every comparison, and the item
-#    embeddings (its checkpoint, under $out/tmp/saved/) that the hybrid item head reads.
-sasrec=$out/bench-$tag-SASRec.json
-row SASRec SASRec
+# 1. SASRec reads item ids only, and the control keeps ml-100k's interactions, users, targets
+#    and stored candidates (tests/test_shuffled_titles.py), so SASRec trains on the same rows as
+#    on ml-100k: the headline's SASRec row, trained to early stopping, is the control's. Its
+#    checkpoint (under the headline's results/tmp/saved/, on this machine) gives the hybrid
+#    item head its item embeddings.
+sasrec=benchmarks/experiments/headline/results/bench-ml-100k-uni9-SASRec.json
+[ -f "$sasrec" ] || { echo "run the headline's step 1 first: $sasrec is missing" >&2; exit 1; }
 # 2. The LLM rows, each with SASRec's scores (and checkpoint) from step 1: zero-shot; the
 #    default main job (InstructRec-LoRA: negatives at 2 positions, 110 steps, the default's
 #    search requests and genres in the item text); the compact item head and the hybrid item
@@ -39,7 +41,8 @@ done
 # 3. Every row paired over users against SASRec (issue 34's goal for this control: the item
 #    head at 0.8x SASRec's HR@1 or more), and against zero-shot (what training learned).
 results=()
-for name in SASRec $llm_rows; do results+=(--results $out/bench-$tag-$name.json); done
+results+=(--results $sasrec)
+for name in $llm_rows; do results+=(--results $out/bench-$tag-$name.json); done
 rows=SASRec,$(echo $llm_rows | tr ' ' ,)
 instructrec compare "${results[@]}" --rows $rows --title "ml-100k, shuffled titles" \
   --out $out --tag shuffled-titles-ml-100k-uni9
