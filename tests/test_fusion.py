@@ -66,9 +66,10 @@ def _model(tmp_path, llm, **settings):
     return InstructRec(config, train._dataset), train._dataset, test
 
 
-def test_a_large_weight_ranks_like_the_fusion_model(tmp_path, tiny_llm, sasrec_checkpoint):
+@pytest.mark.parametrize("head", [{}, {"score_head": "items"}], ids=["likelihood", "items"])
+def test_a_large_weight_ranks_like_the_fusion_model(tmp_path, tiny_llm, sasrec_checkpoint, head):
     model, dataset, test = _model(
-        tmp_path, tiny_llm, fusion_model=sasrec_checkpoint, fusion_weight=FUSION_GRID[-1]
+        tmp_path, tiny_llm, fusion_model=sasrec_checkpoint, fusion_weight=FUSION_GRID[-1], **head
     )
     model.eval()
     sasrec = load_retriever(sasrec_checkpoint, dataset)

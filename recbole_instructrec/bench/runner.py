@@ -68,6 +68,11 @@ VARIANTS = {
         "InstructRec",
         {**_COMPACT_ITEM_HEAD, **_SASREC_ITEM_TOKENS, "item_head_collab": True},
     ),
+    # ... and its scores fused with SASRec's, the weight fitted on validation users.
+    "InstructRec-ItemHead-hybrid-fused": (
+        "InstructRec",
+        {**_COMPACT_ITEM_HEAD, **_SASREC_ITEM_TOKENS, "item_head_collab": True, **_FUSE_SASREC},
+    ),
     "InstructRec-LoRA-prefix": ("InstructRec", _PER_PREFIX),
     "InstructRec-Hybrid": ("InstructRec", _SASREC_ITEM_TOKENS),
     "InstructRec-Hybrid-learned": ("InstructRec", {"item_id_tokens": True}),

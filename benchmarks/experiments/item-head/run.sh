@@ -161,3 +161,14 @@ until curl -sf http://127.0.0.1:8765/health > /dev/null; do sleep 2; done
 python scripts/page_screenshot.py --url http://127.0.0.1:8765 --user 1 \
   --instruction "something scary for tonight" --out docs/serve.png
 kill $server
+# 13. The hybrid item head fused with step 1's SASRec (z-scores added, the weight fitted on
+#     validation users; the row "before fusion" is the same pass's item-head scores alone), on
+#     the sequential task and with the target's genres, paired against SASRec.
+instructrec bench --datasets ml-100k --models SASRec,InstructRec-ItemHead-hybrid-fused \
+  --stored-row SASRec=$out/bench-ml-100k-uni9-sasrec.json --tasks sequential,psearch-specific \
+  --out $out --tag ml-100k-uni9-hybrid-fused
+for task in sequential psearch-specific; do
+  instructrec compare --results $out/bench-ml-100k-uni9-hybrid-fused-$task.json \
+    --rows "SASRec,InstructRec-ItemHead-hybrid-fused before fusion,InstructRec-ItemHead-hybrid-fused" \
+    --title "$task: the hybrid item head fused with SASRec" --out $out --tag hybrid-fused-$task
+done
