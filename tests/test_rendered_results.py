@@ -26,6 +26,12 @@ def _edited_copy(tmp_path, path, old, new):
     return str(copy)
 
 
+def test_an_edited_number_in_the_readme_is_caught(tmp_path):
+    renderer = _renderer()
+    readme = _edited_copy(tmp_path, renderer.README, "| SASRec |", "| SASRec (edited) |")
+    assert renderer.main(["--check"], readme=readme) == 1
+
+
 def test_an_edited_number_in_an_experiment_readme_is_caught(tmp_path):
     renderer = _renderer()
     readme = os.path.join(renderer.EXPERIMENTS, "item-head", "README.md")
