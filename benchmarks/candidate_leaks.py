@@ -312,7 +312,8 @@ def main():
         "--files-only", action="store_true", help="check the candidate files, no comparison"
     )
     parser.add_argument(
-        "--out", default=os.path.join(ROOT, "benchmarks", "experiments", "item-head", "results")
+        "--out",
+        default=os.path.join(ROOT, "benchmarks", "experiments", "candidate-draw", "results"),
     )
     parser.add_argument("--tag", default="candidate-leaks")
     args = parser.parse_args()

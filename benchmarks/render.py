@@ -39,7 +39,7 @@ DEFAULT_ROW = "InstructRec-LoRA"
 BLOCK = re.compile(r"(<!-- TABLE (\S+) -->\n)(.*?)(<!-- /TABLE -->)", re.S)
 INDEX_BLOCK = re.compile(r"(<!-- EXPERIMENTS -->\n)(.*?)(<!-- /EXPERIMENTS -->)", re.S)
 
-# ------------------------------------------------------------------ the tables of docs/results.md
+# ----------------------------------------------------------- the tables of the experiments' READMEs
 # name: (file, rows, columns). rows: a "/"-path to a list of records, or to a mapping whose keys
 # become the first column; or a list of (label, path) pairs. columns: (header, path, format).
 METRICS = [("HR@1", "metrics/hit@1", "4f"), ("HR@5", "metrics/hit@5", "4f")]
@@ -396,10 +396,10 @@ def _table(file, result, rows, columns):
 
 
 def render_table(name):
-    """Lines of the named table, its provenance line first: a name of TABLES (the tables whose rows or
-    columns are not a result file's own), or
-    a result file as ``<experiment>/<file>.json`` (a paired comparison as its table, a bench
-    run as its rows' metrics and costs)."""
+    """Lines of the named table, its provenance line first: a name of TABLES (the tables whose
+    rows or columns are not a result file's own), or a result file as
+    ``<experiment>/<file>.json`` (a paired comparison as its table, a bench run as its rows'
+    metrics and costs)."""
     if name not in TABLES and not re.fullmatch(r"[\w-]+/[\w.@-]+\.json", name):
         raise SystemExit(
             f"<!-- TABLE {name} -->: no such table; name one of {', '.join(TABLES)}, or a "
@@ -538,18 +538,20 @@ def main(argv=None, readme=None, results_doc=None, experiments_index=None, exper
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     stale = []
-    # (path, its own renderer, whether its index is detailed, the index's links' prefix)
+    # (path, its own renderer, its index: None, or (detailed, the links' prefix))
     documents = [
-        (readme or README, render_readme, False, ""),
-        (results_doc or RESULTS_DOC, None, True, "../benchmarks/experiments/"),
-        (experiments_index or EXPERIMENTS_INDEX, None, False, ""),
+        (readme or README, render_readme, None),
+        (results_doc or RESULTS_DOC, None, (True, "../benchmarks/experiments/")),
+        (experiments_index or EXPERIMENTS_INDEX, None, (False, "")),
     ]
     readmes = experiment_readmes or sorted(glob.glob(EXPERIMENT_READMES))
-    documents += [(p, None, False, "") for p in readmes]
-    for path, render, detailed, prefix in documents:
+    documents += [(p, None, None) for p in readmes]
+    for path, render, index in documents:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        new = render_indexes(render_blocks(render(text) if render else text), detailed, prefix)
+        new = render_blocks(render(text) if render else text)
+        if index:  # only the two index pages read every experiment's README
+            new = render_indexes(new, *index)
         if new == text:
             continue
         if args.check:

@@ -213,8 +213,8 @@ def _autograd_anomaly_off():
     # recbole/model/sequential_recommender/sine.py calls torch.autograd.set_detect_anomaly(True)
     # at import, and importing any RecBole sequential model imports it. Anomaly mode checks
     # every backward result for NaN and keeps a stack trace of every forward op: it took 27 % of
-    # a SASRec batch on CPU (benchmarks/experiments/baselines/results/baseline_epoch_cost.md) and slows every model,
-    # ours included. It is a debugging aid, so it is switched back off once RecBole is loaded;
+    # a SASRec batch on CPU (benchmarks/experiments/baselines/results/baseline_epoch_cost.md) and
+    # slows every model, ours included. It is a debugging aid, so it is switched back off once RecBole is loaded;
     # torch.autograd.set_detect_anomaly(True) after import still turns it on for debugging.
     from recbole.model import sequential_recommender  # noqa: F401  (runs sine.py's import)
 

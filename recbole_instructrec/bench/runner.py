@@ -118,7 +118,8 @@ BASELINE_SETTINGS = {
     "stopping_step": 10,
     # An epoch runs the whole transformer over every position of every one of the ~97,000
     # training prefixes of ml-100k, though the loss reads only the last position: its cost is
-    # linear in the padded length (benchmarks/experiments/baselines/results/baseline_epoch_cost.md). 20 items, twice
+    # linear in the padded length
+    # (benchmarks/experiments/baselines/results/baseline_epoch_cost.md). 20 items, twice
     # the LLM's history (max_history_items: 10), makes a converged run affordable on 2 cores.
     "MAX_ITEM_LIST_LENGTH": 20,
     "train_neg_sample_args": None,

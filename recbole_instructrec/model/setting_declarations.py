@@ -323,7 +323,7 @@ DECLARATIONS = (
         "train_steps_per_epoch",
         "int | ~",
         "110",
-        "batches per epoch (RecBole turns every prefix into a sample); ~ = a whole epoch. With seq-list, about 10 training signals a row; 110 steps keep the main job within 20 minutes on 2 cores (benchmarks/experiments/main-job)",
+        "batches per epoch (RecBole turns every prefix into a sample); ~ = a whole epoch. With seq-list, about 10 training signals a row; 110 steps keep the main job within 20 minutes on an Intel Xeon's 2 cores, not on every CPU (benchmarks/experiments/main-job)",
     ),
     Setting(
         "gradient_accumulation_steps",

@@ -7,16 +7,13 @@
 # can span sessions: run it from a worktree at one commit (git worktree add ../headline
 # <commit>), and every file records that commit.
 set -euo pipefail
+source benchmarks/experiments/run_helpers.sh  # has_row, checkpoint_of
 here=benchmarks/experiments/headline
 out=$here/results
 games="--data-path ../shared/datasets --max-users 2000"
 baselines="SASRec BERT4Rec SASRec-tuned PopularityRule"
 llm_rows="InstructRec-zeroshot InstructRec-LoRA InstructRec-ItemHead-compact"
 llm_rows="$llm_rows InstructRec-ItemHead-hybrid InstructRec-LoRA-fused"
-has_row() {  # has_row <bench json> <row>: the file exists and holds that row's record
-  [ -f "$1" ] && python -c "import json, sys
-sys.exit(not any(r['model'] == sys.argv[2] for r in json.load(open(sys.argv[1]))['results']))" "$1" "$2"
-}
 row() {  # row <dataset> <tag> <row> <bench options...>: one row's bench, unless it is done
   local dataset=$1 tag=$2 name=$3 file=$out/bench-$2-$3.json
   shift 3

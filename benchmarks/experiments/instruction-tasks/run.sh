@@ -8,6 +8,7 @@
 # of the same budget (training-objectives) and the compact item head's checkpoint
 # (item-head-settings). A stored row or a paired comparison on another draw stops with an error.
 set -euo pipefail
+source benchmarks/experiments/run_helpers.sh  # has_row, checkpoint_of
 here=benchmarks/experiments/instruction-tasks
 out=$here/results
 # SASRec trained to early stopping on validation: its scores are taken, not trained again.
@@ -16,11 +17,6 @@ sasrec=benchmarks/experiments/baselines/results/bench-ml-100k-uni9-sasrec-alone.
 sequential_only=benchmarks/experiments/training-objectives/results/bench-ml-100k-uni9-negatives-at-2-110.json
 # The compact item head trained with each task's mean loss (train_request_weight 1).
 item_head=benchmarks/experiments/item-head-settings/results/bench-ml-100k-uni9-item-head-task-means-sequential.json
-checkpoint_of() {  # checkpoint_of <bench json> <row>: the checkpoint that row saved
-  python -c "import json, os, sys
-path = next(r['checkpoint'] for r in json.load(open(sys.argv[1]))['results'] if r['model'] == sys.argv[2])
-sys.exit(f'{sys.argv[1]}: {path} is not on this machine; run its experiment first') if not os.path.isfile(path) else print(path)" "$1" "$2"
-}
 # 1. The default training (the main job's budget, half the rows ending in a search request,
 #    genres in the item texts; configs/search-requests.yaml pins every setting) scored on the
 #    six tasks, one training, against SASRec's stored scores; the category rule's row comes

@@ -3,12 +3,9 @@
 # step 4 70 min), from the repository root:
 #   bash benchmarks/experiments/item-head/run.sh
 set -euo pipefail
+source benchmarks/experiments/run_helpers.sh  # has_row, checkpoint_of
 here=benchmarks/experiments/item-head
 out=$here/results
-checkpoint_of() {  # checkpoint_of <bench json> <row>: the checkpoint that row saved
-  python -c "import json, sys
-print(next(r['checkpoint'] for r in json.load(open(sys.argv[1]))['results'] if r['model'] == sys.argv[2]))" "$1" "$2"
-}
 # 1. SASRec, trained to early stopping on validation: the reference, and the item embeddings
 #    that the SASRec hybrid reads.
 instructrec bench --datasets ml-100k --models SASRec \

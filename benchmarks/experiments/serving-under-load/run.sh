@@ -11,12 +11,9 @@
 # its title and year. Today's defaults are the running list and, on ml-100k, genres at the end
 # of the item text, so the server is started with both pinned (--set).
 set -euo pipefail
+source benchmarks/experiments/run_helpers.sh  # has_row, checkpoint_of
 here=benchmarks/experiments/serving-under-load
 out=$here/results
-checkpoint_of() {  # checkpoint_of <bench json> <row>: the checkpoint that row saved
-  python -c "import json, sys
-print(next(r['checkpoint'] for r in json.load(open(sys.argv[1]))['results'] if r['model'] == sys.argv[2]))" "$1" "$2"
-}
 pins="--set eval_template=seq-match-1 --set item_text_categories=false"
 
 # 0. The two-stage retriever. The stored runs re-ranked the top 100 of ml-100k's SASRec trained

@@ -9,14 +9,11 @@
 # so the run can span sessions (from a worktree held at one commit, so every file records it).
 # --out is relative, so the files record paths inside the repository, not the machine's.
 set -euo pipefail
+source benchmarks/experiments/run_helpers.sh  # has_row, checkpoint_of
 here=benchmarks/experiments/shuffled-titles
 out=$here/results
 tag=ml-100k-uni9-shuffled-titles
 llm_rows="InstructRec-zeroshot InstructRec-LoRA InstructRec-ItemHead-compact InstructRec-ItemHead-hybrid"
-has_row() {  # has_row <bench json> <row>: the file exists and holds that row's record
-  [ -f "$1" ] && python -c "import json, sys
-sys.exit(not any(r['model'] == sys.argv[2] for r in json.load(open(sys.argv[1]))['results']))" "$1" "$2"
-}
 row() {  # row <row> <shuffled_titles.py options...>: one row's run, unless it is done
   local name=$1 file=$out/bench-$tag-$1.json
   shift
