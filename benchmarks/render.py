@@ -256,9 +256,6 @@ TABLES = {
         "results",
         CONVERGED,
     ),
-    "main-job-run": ("main-job/main_job.json", *MAIN_JOB_RUN),
-    "main-job-listwise-run": ("main-job/main_job-listwise.json", *MAIN_JOB_RUN),
-    "main-job-sequential-only-run": ("main-job/main_job-sequential-only.json", *MAIN_JOB_RUN),
     "fusion-ml-100k-lora": (
         "collaborative-signal/fusion-ml-100k-lora-sasrec-popularity-aware.json",
         FUSION_ROWS,
@@ -398,8 +395,8 @@ def _table(file, result, rows, columns):
 def render_table(name):
     """Lines of the named table, its provenance line first: a name of TABLES (the tables whose
     rows or columns are not a result file's own), or a result file as
-    ``<experiment>/<file>.json`` (a paired comparison as its table, a bench run as its rows'
-    metrics and costs)."""
+    ``<experiment>/<file>.json`` (a paired comparison as its table, a main job's record as
+    its one row, a bench run as its rows' metrics and costs)."""
     if name not in TABLES and not re.fullmatch(r"[\w-]+/[\w.@-]+\.json", name):
         raise SystemExit(
             f"<!-- TABLE {name} -->: no such table; name one of {', '.join(TABLES)}, or a "
@@ -412,6 +409,8 @@ def render_table(name):
     if columns is None:  # a result file named in the block
         if "references" in result:
             return render_comparison(file)
+        if "wall_seconds" in result.get("result", {}):
+            return _table(file, result, *MAIN_JOB_RUN)
         signals = any("training_signals" in row for row in result["results"])
         columns = BENCH_SIGNALS if signals else BENCH_TIMED
     return _table(file, result, rows, columns)

@@ -49,6 +49,13 @@ def test_a_capped_or_timed_out_run_says_so(tmp_path):
     # an InstructRec row's epochs are its budget, and its summary says so
     budget = comparison.training_summary({"convergence": record, "model": "InstructRec"})
     assert budget == "a budget of 1 epoch, best epoch 0"
+    # a row that trained nothing says so, and one that trained without validation does not
+    # pass for zero-shot
+    untrained = {"model": "InstructRec-zeroshot", "recbole_model": "InstructRec"}
+    assert comparison.training_summary({**untrained, "training_signals": 0}) == (
+        "zero-shot: no training"
+    )
+    assert "zero-shot" not in comparison.training_summary({**untrained, "training_signals": 5})
     # The trainer is left with its own methods.
     assert "_train_epoch" not in vars(trainer)
 

@@ -159,7 +159,9 @@ def training_summary(row):
         since_best = convergence["epochs_run"] - 1 - convergence["best_epoch"]
         return f"{text}, {since_best} without gain (not converged)"
     if row.get("recbole_model", row["model"]) == "InstructRec":
-        return "InstructRec trainer"
+        if row.get("training_signals") == 0:
+            return "zero-shot: no training"
+        return "InstructRec trainer, no validation record"
     if row.get("recbole_model", row["model"]) is None and "rule" in row.get("settings", {}):
         return "a rule: no training"
     return "no convergence record (trained before it was kept)"

@@ -1,4 +1,4 @@
-"""Score fusion (issue 8's simple baseline): a user's LLM scores plus a weight times a saved
+"""Score fusion, the simplest hybrid: a user's LLM scores plus a weight times a saved
 RecBole model's scores for the same candidates, both standardised per user.
 
 Per-user z-scores put a log-likelihood and a dot product on one scale, so one weight serves

@@ -11,6 +11,8 @@ here=benchmarks/experiments/main-job
 out=$here/results
 # 1. The main job at today's defaults (main_job.json). Its stored run's commit differs from
 #    today's defaults only in settings the default (likelihood) head does not read.
+#    On another machine, name the file by its CPU (main_job-amd-epyc.json is this step on an
+#    AMD EPYC); the README says how to run main_job.json's own commit on it.
 python benchmarks/main_job.py --out $out --tag main_job
 
 # 2. Sequential rows only and titles without genres, 110 steps (main_job-sequential-only.json):
