@@ -212,10 +212,11 @@ def _register_model_and_trainer():
 def _autograd_anomaly_off():
     # recbole/model/sequential_recommender/sine.py calls torch.autograd.set_detect_anomaly(True)
     # at import, and importing any RecBole sequential model imports it. Anomaly mode checks
-    # every backward result for NaN and keeps a stack trace of every forward op: it took 27 % of
-    # a SASRec batch on CPU (benchmarks/experiments/baselines/results/baseline_epoch_cost.md) and
-    # slows every model, ours included. It is a debugging aid, so it is switched back off once RecBole is loaded;
-    # torch.autograd.set_detect_anomaly(True) after import still turns it on for debugging.
+    # every backward result for NaN and keeps a stack trace of every forward op: its NaN checks
+    # (aten::ne, aten::any) take 16 % of a profiled SASRec batch on CPU
+    # (benchmarks/experiments/baselines/results/baseline_epoch_cost.md), and it slows every
+    # model, ours included. It is a debugging aid, so it is switched back off once RecBole is
+    # loaded; torch.autograd.set_detect_anomaly(True) after import still turns it on.
     from recbole.model import sequential_recommender  # noqa: F401  (runs sine.py's import)
 
     if torch.is_anomaly_enabled():
