@@ -184,7 +184,9 @@ def test_text_vectors_read_in_length_batches_equal_each_text_read_alone(float64_
     lengths = {len(model.tokenizer(t)["input_ids"]) for t in texts[1:]}
     assert len(lengths) > 1  # padding happens
     with torch.no_grad(), model.llm.disable_adapter():
-        batched = item_head._mean_states(model.llm.get_base_model(), model.tokenizer, texts, 64)
+        batched = item_head.standardised(
+            item_head._mean_states(model.llm.get_base_model(), model.tokenizer, texts, 64)
+        )
         alone = _each_alone(model, texts[1:]).float()
         padded = _each_alone(model, texts[1:], ignore_padding=True).float()
 
@@ -450,3 +452,135 @@ def test_the_hybrid_item_head_needs_the_item_head_and_a_checkpoint(
     # the checkpoint alone is read by neither hybrid
     with pytest.raises(ValueError, match="item_head_collab: True"):
         _model(tiny_llm, tmp_path, collab_model_checkpoint=sasrec_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def request_model(tiny_llm, tmp_path_factory):
+    """Every training row ends with a request; the request readings switched on, then moved
+    off their zero start, so every part is checked."""
+    model, _ = _model(
+        tiny_llm,
+        tmp_path_factory.mktemp("cache"),
+        train_request_share=1.0,
+        lm_loss_weight=0,
+        item_head_request_vectors=True,
+    )
+    model.double().eval()
+    with torch.no_grad():
+        model.item_head.item_learned.normal_()
+    return model
+
+
+def _move_request_weights(head, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        head.request_gate.fill_(1.5)
+        head.request_proj.copy_(torch.randn(head.request_proj.shape, generator=generator))
+
+
+def test_request_readings_start_at_zero_and_never_touch_a_row_without_a_request(tiny_llm, tmp_path):
+    """At the start the head scores as without request readings, request or not; once they
+    have moved, a position with a request scores otherwise and one without scores as before.
+    The setting needs the item head, and says so."""
+    model, _ = _model(tiny_llm, tmp_path, train_request_share=0, item_head_request_vectors=True)
+    head, reader = model.item_head, model.request_reader
+    states = torch.randn(3, head.user_norm.normalized_shape[0])
+    asked = reader([None, "Horror", ""])
+    assert asked[0].abs().sum() == 0 and asked[2].abs().sum() == 0
+    assert asked[1].abs().sum() > 0
+    with torch.no_grad():
+        assert torch.equal(head(states, asked), head(states))
+        _move_request_weights(head)
+        moved = head(states, asked)
+        plain = head(states)
+    assert torch.equal(moved[[0, 2]], plain[[0, 2]])
+    assert not torch.allclose(moved[1], plain[1])
+    trainable = {id(p) for p in model.parameter_groups()[1]["params"]}
+    assert {id(head.request_gate), id(head.request_proj)} <= trainable
+    with pytest.raises(ValueError, match="item_head_request_vectors=True.*score_head: items"):
+        _model(tiny_llm, tmp_path, score_head="likelihood", item_head_request_vectors=True)
+
+
+def test_a_request_is_read_as_the_item_text_it_repeats(request_model):
+    """A request whose words are an item's text lands on that item's text vector: the same
+    frozen LM (adapters off), the same standardisation. The failing counterparts: read with
+    the adapters on, or standardised with the request's own statistics, it lands elsewhere."""
+    model = request_model
+    head, reader = model.item_head, model.request_reader
+    items = [3, 5, 8]
+    texts = [model.texts[i] for i in items]
+    read = reader(texts)
+    assert torch.allclose(read.double(), head.text_vectors[items].double(), atol=1e-4)
+    lora = [p for n, p in model.llm.named_parameters() if "lora_B" in n]
+    saved = [p.detach().clone() for p in lora]
+    with torch.no_grad():
+        for p in lora:
+            p.normal_()
+        adapted = item_head._mean_states(model.llm, model.tokenizer, ["", *texts], 2048)
+        for p, before in zip(lora, saved):
+            p.copy_(before)
+    mean, std = reader.statistics
+    assert not torch.allclose(((adapted[1:] - mean) / std).double(), read.double(), atol=1e-2)
+    own = item_head.standardised(torch.cat([torch.zeros(1, read.shape[1]), read]))[1:]
+    assert not torch.allclose(own.double(), head.text_vectors[items].double(), atol=1e-2)
+
+
+def test_only_a_request_rows_last_position_reads_the_request(request_model):
+    """In the loss, the reading of a row's request reaches its last position (the search
+    signal) and no other; the failing counterpart, the request at every position of its row,
+    gives another loss. A sequential prompt has no request to read."""
+    model = request_model
+    _move_request_weights(model.item_head, seed=1)
+    histories, positives = [[3, 1, 4, 5], [2, 6, 8]], [9, 7]
+    drawn = (model.template_generator.get_state(), model.request_generator.get_state())
+    with torch.no_grad():
+        loss, _ = item_head_loss(
+            model.row_source,
+            model.scorer,
+            model.item_head,
+            histories,
+            positives,
+            request_weight=1.0,
+            reader=model.request_reader,
+        )
+    model.template_generator.set_state(drawn[0])
+    model.request_generator.set_state(drawn[1])
+    _, rows = model.row_source.rows(histories, positives)
+    assert all(row.requested and row.request_text for row in rows)
+    states, _, _ = model.scorer.states_before([r.ids for r in rows], [r.cuts for r in rows])
+    targets = torch.tensor([i for r in rows for i in r.items])
+
+    def loss_with(asked):
+        with torch.no_grad():
+            logits = model.item_head(torch.cat(states), model.request_reader(asked))
+        each = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+        ends = torch.cumsum(torch.tensor([len(r.items) for r in rows]), 0) - 1
+        search = torch.zeros(len(each), dtype=torch.bool)
+        search[ends] = True
+        return each[~search].mean() + each[search].mean()
+
+    at_the_end = [
+        r.request_text if k == len(r.items) - 1 else None for r in rows for k in range(len(r.items))
+    ]
+    everywhere = [r.request_text for r in rows for _ in r.items]
+    assert torch.allclose(loss.double(), loss_with(at_the_end).double())
+    assert not torch.allclose(loss.double(), loss_with(everywhere).double())
+    assert model.prompts.plan([3, 1, 4], [5, 9]).request_text is None
+    assert model.prompts.training_row([3, 1, 4, 5]).request_text is None
+
+
+def test_a_typed_request_is_read_where_it_is_scored(request_model):
+    """Scoring a plan of a search template reads its request: the words typed, and nothing
+    of the template around them; the same plan scored without a reader scores otherwise."""
+    from recbole_instructrec.scoring.item_head import plan_scores
+
+    model = request_model
+    _move_request_weights(model.item_head, seed=2)
+    builder = model.use_eval_template("vague-list")
+    plan = builder.plan([3, 1, 4], list(range(1, model.n_items)), intention="something scary")
+    assert plan.request_text == "something scary"
+    with torch.no_grad():
+        read, _, _ = model._score_plans([plan], model.scorer)[0]
+        unread, _, _ = plan_scores(model.item_head, model.scorer, [plan])[0]
+    assert not torch.allclose(read, unread)
+    model.use_eval_template(model.eval_template)

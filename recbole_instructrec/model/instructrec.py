@@ -126,11 +126,12 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         if settings.text_categories(config, categories):
             self.texts = with_categories(self.texts, categories, "item_text_categories")
         self._capped_texts = cap_item_texts(self.tokenizer, self.texts, self.max_item_tokens)
-        self.item_head = None
+        self.item_head, self.request_reader = None, None
         head_categories = settings.head_categories(config, self.score_head, categories)
         head_collab = self._item_head_collab(config, dataset)
+        head_requests = settings.head_request_vectors(config, self.score_head)
         if self.score_head == "items":
-            self.item_head = build_item_head(
+            self.item_head, self.request_reader = build_item_head(
                 self.llm,
                 self.tokenizer,
                 self.texts,
@@ -140,6 +141,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
                 target_counts(dataset),
                 categories if head_categories else None,
                 head_collab,
+                head_requests,
             )
         # compact (and both) mentions read the item head's text vectors: installed after it
         self.item_tokens = self._install_item_tokens(dataset, config["seed"])
@@ -242,6 +244,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
                     users,
                     self.request_weight,
                     self.lm_loss_weight,
+                    self.request_reader,
                 )
             else:
                 loss, signals = running_list_loss(
@@ -374,7 +377,7 @@ class InstructRec(HybridItemTokens, ScoreFusion, TwoStageRanking, SequentialReco
         """(scores per candidate, raw logprob sums, token counts) for every plan, from one
         batched scorer call over all their requests (the item head: one position a plan)."""
         if self.item_head is not None:
-            return plan_scores(self.item_head, scorer, plans)
+            return plan_scores(self.item_head, scorer, plans, self.request_reader)
         prompts, continuations, spans = [], [], []
         for plan in plans:
             spans.append((len(prompts), len(prompts) + len(plan.requests)))

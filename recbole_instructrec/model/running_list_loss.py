@@ -139,24 +139,43 @@ def running_list_loss(source, scorer, loss_settings, histories, positives, users
 
 
 def item_head_loss(
-    source, scorer, head, histories, positives, users=None, request_weight=1.0, lm_loss_weight=0
+    source,
+    scorer,
+    head,
+    histories,
+    positives,
+    users=None,
+    request_weight=1.0,
+    lm_loss_weight=0,
+    reader=None,
 ):
     """The item head's loss over the rows' every position, from one pass: cross-entropy over
     the whole catalogue, minus ``lm_loss_weight`` times the positives' generation log-prob
     (per token); and how many positions (training signals) that is. ``train_negatives`` plays
     no part: the softmax already compares the positive with every item. A request row's last
-    position is a search signal, weighed by ``request_weight`` (:func:`catalogue_loss`)."""
+    position is a search signal, weighed by ``request_weight`` (:func:`catalogue_loss`); with
+    a ``reader`` (``item_head_request_vectors``) that position alone also reads the request's
+    words."""
     _, rows = source.rows(histories, positives, users)
     lengths = [row.lengths for row in rows] if lm_loss_weight else None
     states, sums, counts = scorer.states_before(
         [row.ids for row in rows], [row.cuts for row in rows], lengths
     )
-    logits = head(torch.cat(states))
+    states = torch.cat(states)
+    search_positions = [
+        row.requested and k == len(row.items) - 1 for row in rows for k in range(len(row.items))
+    ]
+    requests = None
+    if reader is not None:
+        asked = [
+            row.request_text if row.requested and k == len(row.items) - 1 else None
+            for row in rows
+            for k in range(len(row.items))
+        ]
+        requests = reader(asked, states.device)
+    logits = head(states, requests)
     targets = torch.tensor([i for row in rows for i in row.items], device=logits.device)
-    search = torch.tensor(
-        [row.requested and k == len(row.items) - 1 for row in rows for k in range(len(row.items))],
-        device=logits.device,
-    )
+    search = torch.tensor(search_positions, device=logits.device)
     loss = catalogue_loss(logits, targets, search, request_weight)
     if lm_loss_weight:
         generation = torch.cat([s / c.clamp(min=1) for s, c in zip(sums, counts)]).mean()

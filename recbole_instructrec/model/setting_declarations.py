@@ -196,6 +196,12 @@ DECLARATIONS = (
         "True: an item's vector also adds a learned projection of collab_model_checkpoint's item embeddings (kept fixed): the hybrid item head",
     ),
     Setting(
+        "item_head_request_vectors",
+        "bool",
+        "False",
+        "True: a search request's words, read by the frozen LM as item texts are, add to the item head's user vector (through the item projection, times a learned gate, and a projection of their own; both start at zero): a short path from what is asked to the items that match it",
+    ),
+    Setting(
         "item_head_learning_rate",
         "float",
         "0.001",

@@ -353,6 +353,12 @@ def head_collab(config, score_head):
     return value
 
 
+def head_request_vectors(config, score_head):
+    """``item_head_request_vectors``: True adds the frozen LM's reading of a search request's
+    words to the item head's user vector; it needs the item head."""
+    return _item_head_part(config, "item_head_request_vectors", score_head, "request readings")
+
+
 # Settings that only one layout or head reads: (who reads it, given (running_list, score_head)).
 READ_ONLY_BY = {
     "item_token_curriculum_steps": (

@@ -78,6 +78,7 @@ class Plan:
     requests: list
     combine: object
     candidates: list = None  # the candidate item ids, in order (running list: the item head's)
+    request_text: str = None  # the words a search request states (item_head_request_vectors)
 
 
 class PromptBuilder:

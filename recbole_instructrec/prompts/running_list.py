@@ -41,6 +41,7 @@ class RunningListRow:
     items: list
     histories: list
     requested: bool = False  # the last position answers a search request
+    request_text: str = None  # what that request states (item_head_request_vectors reads it)
 
 
 class RunningListBuilder(PromptBuilder):
@@ -121,7 +122,20 @@ class RunningListBuilder(PromptBuilder):
         slots = self._user_slots(self._recent(history), target, user, intention)
         prefix = self.prompt_ids(history, **slots)
         pieces = [self.piece(c) for c in candidates]
-        return Plan([(prefix, pieces)], self._normalized, [int(c) for c in candidates])
+        return Plan(
+            [(prefix, pieces)],
+            self._normalized,
+            [int(c) for c in candidates],
+            self.request_text(**slots),
+        )
+
+    def request_text(self, **slots):
+        """The words a request states (its intention and preference slots), without the
+        template's own; None for a template without a request (sequential recommendation)."""
+        if not self.template.request:
+            return None
+        words = [str(slots[k]) for k in ("preference", "intention") if slots.get(k)]
+        return " ".join(words) or None
 
     def training_row(self, window, **slots):
         """The list of ``window`` (item ids, oldest first) with a signal at every position
@@ -132,11 +146,14 @@ class RunningListBuilder(PromptBuilder):
         dropped until the longest prefix fits ``max_prompt_tokens``, as evaluation would drop
         them, so every prefix is one that evaluation computes."""
         request = self.request_ids(**slots)
+        asked = self.request_text(**slots)
         window = [int(i) for i in window if int(i) != 0]
         if not self.reads_history:  # product search: the request, then the item, no list
             ids = self.header + request + self.piece(window[-1])
             cut = len(self.header) + len(request)
-            return RunningListRow(ids, [cut], [len(ids) - cut], window[-1:], [window[:-1]])
+            return RunningListRow(
+                ids, [cut], [len(ids) - cut], window[-1:], [window[:-1]], request_text=asked
+            )
         window = window[:-1][-self.max_history_items :] + window[-1:]
         kept = self._fitted(window[:-1], len(request))
         window = window[len(window) - 1 - len(kept) :]
@@ -150,7 +167,7 @@ class RunningListBuilder(PromptBuilder):
                 lengths.append(len(piece))
             ids += piece
         histories = [window[:k] for k in range(1, len(window))]
-        return RunningListRow(ids, cuts, lengths, window[1:], histories)
+        return RunningListRow(ids, cuts, lengths, window[1:], histories, request_text=asked)
 
     def _fitted(self, history, reserved=0):
         """``history`` without its oldest items until header + list (+ ``reserved`` tokens of

@@ -54,6 +54,7 @@ CARRIED = (
     "item_head_size",
     "item_head_categories",
     "item_head_collab",
+    "item_head_request_vectors",
     "item_mentions",
     "instruction_templates",
     "eval_template",
