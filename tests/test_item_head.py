@@ -116,32 +116,40 @@ def test_the_search_signals_weigh_as_a_task_of_their_own(tiny_llm, tmp_path):
         tiny_llm, tmp_path, train_request_share=1.0, lm_loss_weight=0, train_request_weight=0.5
     )
     histories, positives = [[3, 1, 4, 5], [2, 6, 8]], [9, 7]
-    drawn = (model.template_generator.get_state(), model.request_generator.get_state())
-    loss, _ = item_head_loss(
-        model.row_source,
-        model.scorer,
-        model.item_head,
-        histories,
-        positives,
-        request_weight=model.request_weight,
+    loss, rows = _loss_and_its_rows(
+        model, histories, positives, request_weight=model.request_weight
     )
-    model.template_generator.set_state(drawn[0])
-    model.request_generator.set_state(drawn[1])
-    _, rows = model.row_source.rows(histories, positives)
     assert all(row.requested for row in rows)
     states, _, _ = model.scorer.states_before([r.ids for r in rows], [r.cuts for r in rows])
     targets = torch.tensor([i for r in rows for i in r.items])
     each = torch.nn.functional.cross_entropy(
         model.item_head(torch.cat(states)), targets, reduction="none"
     )
-    ends = torch.cumsum(torch.tensor([len(r.items) for r in rows]), 0) - 1
-    search = torch.zeros(len(each), dtype=torch.bool)
-    search[ends] = True
+    search = _search_positions(rows)
     assert bool((~search).any())
     assert torch.allclose(loss, each[~search].mean() + 0.5 * each[search].mean())
     assert not torch.allclose(loss, each.mean())
     with pytest.raises(ValueError, match="train_request_weight=-1"):
         _model(tiny_llm, tmp_path, train_request_weight=-1)
+
+
+def _loss_and_its_rows(model, histories, positives, **options):
+    """item_head_loss of the rows, and the same rows drawn again (the generators rewound)."""
+    drawn = (model.template_generator.get_state(), model.request_generator.get_state())
+    loss, _ = item_head_loss(
+        model.row_source, model.scorer, model.item_head, histories, positives, **options
+    )
+    model.template_generator.set_state(drawn[0])
+    model.request_generator.set_state(drawn[1])
+    return loss, model.row_source.rows(histories, positives)[1]
+
+
+def _search_positions(rows):
+    """True at each row's last position (a request row's search signal), over all rows."""
+    ends = torch.cumsum(torch.tensor([len(r.items) for r in rows]), 0) - 1
+    search = torch.zeros(int(ends[-1]) + 1, dtype=torch.bool)
+    search[ends] = True
+    return search
 
 
 def test_text_vectors_are_cached_per_llm_and_catalogue(tiny_llm, tmp_path):
@@ -532,20 +540,10 @@ def test_only_a_request_rows_last_position_reads_the_request(request_model):
     model = request_model
     _move_request_weights(model.item_head, seed=1)
     histories, positives = [[3, 1, 4, 5], [2, 6, 8]], [9, 7]
-    drawn = (model.template_generator.get_state(), model.request_generator.get_state())
     with torch.no_grad():
-        loss, _ = item_head_loss(
-            model.row_source,
-            model.scorer,
-            model.item_head,
-            histories,
-            positives,
-            request_weight=1.0,
-            reader=model.request_reader,
+        loss, rows = _loss_and_its_rows(
+            model, histories, positives, request_weight=1.0, reader=model.request_reader
         )
-    model.template_generator.set_state(drawn[0])
-    model.request_generator.set_state(drawn[1])
-    _, rows = model.row_source.rows(histories, positives)
     assert all(row.requested and row.request_text for row in rows)
     states, _, _ = model.scorer.states_before([r.ids for r in rows], [r.cuts for r in rows])
     targets = torch.tensor([i for r in rows for i in r.items])
@@ -554,9 +552,7 @@ def test_only_a_request_rows_last_position_reads_the_request(request_model):
         with torch.no_grad():
             logits = model.item_head(torch.cat(states), model.request_reader(asked))
         each = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-        ends = torch.cumsum(torch.tensor([len(r.items) for r in rows]), 0) - 1
-        search = torch.zeros(len(each), dtype=torch.bool)
-        search[ends] = True
+        search = _search_positions(rows)
         return each[~search].mean() + each[search].mean()
 
     at_the_end = [
