@@ -40,6 +40,16 @@ for task in $tasks; do
   instructrec compare "${files[@]}" --rows CategoryRule,$readings --reference CategoryRule \
     --title "$task: against the category rule" --out $out --tag request-readings-vs-rule-$task
 done
+#    The same against the item-head experiment's hybrid with the fitted request weight (its
+#    step 10: the settings of today's default hybrid, trained at its own commit), on the same
+#    stored candidates.
+for task in $tasks; do
+  instructrec compare --results $out/bench-$tag-$readings-$task.json \
+    --results benchmarks/experiments/item-head/results/bench-ml-100k-uni9-hybrid-fitted-weight-$task.json \
+    --rows SASRec,CategoryRule,InstructRec-ItemHead-hybrid-fitted-weight,$readings \
+    --title "$task: against the item-head experiment's hybrid" --out $out \
+    --tag request-readings-vs-item-head-hybrid-$task
+done
 # 4. Steering over every user, six genres, trained and held-out phrasings apart, with each
 #    checkpoint: the asked genre's share of the top 10 of 100 candidates, the share of users
 #    whose share rises, and HR@10 of the real next item with and without the request.
