@@ -49,6 +49,12 @@ for task in $tasks; do
     --rows SASRec,CategoryRule,InstructRec-ItemHead-hybrid-fitted-weight,$readings \
     --title "$task: against the item-head experiment's hybrid" --out $out \
     --tag request-readings-vs-item-head-hybrid-$task
+  instructrec compare --results $out/bench-$tag-$readings-$task.json \
+    --results benchmarks/experiments/item-head/results/bench-ml-100k-uni9-hybrid-fitted-weight-$task.json \
+    --rows InstructRec-ItemHead-hybrid-fitted-weight,$readings \
+    --reference InstructRec-ItemHead-hybrid-fitted-weight \
+    --title "$task: with request readings against the item-head experiment's hybrid" --out $out \
+    --tag request-readings-minus-item-head-hybrid-$task
 done
 # 4. Steering over every user, six genres, trained and held-out phrasings apart, with each
 #    checkpoint: the asked genre's share of the top 10 of 100 candidates, the share of users
