@@ -162,20 +162,19 @@ def item_head_loss(
         [row.ids for row in rows], [row.cuts for row in rows], lengths
     )
     states = torch.cat(states)
-    search_positions = [
-        row.requested and k == len(row.items) - 1 for row in rows for k in range(len(row.items))
+    # each position's row, and whether it is that row's search signal
+    positions = [
+        (row, row.requested and k == len(row.items) - 1)
+        for row in rows
+        for k in range(len(row.items))
     ]
     requests = None
     if reader is not None:
-        asked = [
-            row.request_text if row.requested and k == len(row.items) - 1 else None
-            for row in rows
-            for k in range(len(row.items))
-        ]
+        asked = [row.request_text if searched else None for row, searched in positions]
         requests = reader(asked, states.device)
     logits = head(states, requests)
     targets = torch.tensor([i for row in rows for i in row.items], device=logits.device)
-    search = torch.tensor(search_positions, device=logits.device)
+    search = torch.tensor([searched for _, searched in positions], device=logits.device)
     loss = catalogue_loss(logits, targets, search, request_weight)
     if lm_loss_weight:
         generation = torch.cat([s / c.clamp(min=1) for s, c in zip(sums, counts)]).mean()

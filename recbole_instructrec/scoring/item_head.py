@@ -239,15 +239,21 @@ class RequestReader:
 
     @torch.no_grad()
     def _read_texts(self, texts):
-        base = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
-        off = self.llm.disable_adapter() if hasattr(self.llm, "disable_adapter") else nullcontext()
-        with off:
+        base, adapters_off = _frozen_base(self.llm)
+        with adapters_off:
             readings = _mean_states(base, self.tokenizer, ["", *texts], self.batch_tokens)
-        mean, std = self.statistics
         if len(self._read) + len(texts) > self.keep:
             self._read.clear()
-        for text, reading in zip(texts, readings[1:]):
-            self._read[text] = (reading - mean) / std
+        # row 0 is the padding text, as in a catalogue table
+        for text, reading in zip(texts, standardised(readings, self.statistics)[1:]):
+            self._read[text] = reading
+
+
+def _frozen_base(llm):
+    """(the base LM, a context that switches its LoRA adapters off): the frozen LM that reads
+    item texts and requests alike."""
+    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    return base, llm.disable_adapter() if hasattr(llm, "disable_adapter") else nullcontext()
 
 
 def build_item_head(
@@ -267,9 +273,8 @@ def build_item_head(
     adds their learned vectors, ``collab`` (an item embedding table) its projection. With
     ``request_vectors``, also the :class:`RequestReader` that reads requests for it (else
     None)."""
-    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
-    switched_off = llm.disable_adapter() if hasattr(llm, "disable_adapter") else nullcontext()
-    with switched_off:
+    base, adapters_off = _frozen_base(llm)
+    with adapters_off:
         readings = text_readings(base, tokenizer, texts, identity, cache_dir)
     statistics = text_statistics(readings)
     head = ItemHead(
