@@ -509,13 +509,33 @@ def experiment_summary(name):
     return title, found["Question"], found["Answer"]
 
 
+# A Markdown link whose target is a relative path: [text](target) with no scheme and no anchor only.
+RELATIVE_LINK = re.compile(r"\]\((?![a-z][a-z0-9+.-]*:|#)([^)\s]+)\)")
+
+
+def relinked(text, experiment_link):
+    """``text`` from an experiment's README with each relative link rewritten to point from the
+    page that copies it: ``experiment_link`` is the experiment's folder as that page reaches it."""
+
+    def rewrite(match):
+        target, _, anchor = match.group(1).partition("#")
+        path = os.path.normpath(experiment_link + target).replace(os.sep, "/")
+        return f"]({path}{'#' + anchor if anchor else ''})"
+
+    return RELATIVE_LINK.sub(rewrite, text)
+
+
 def render_index(link_prefix, detailed):
-    """The experiments, each with its question (and, ``detailed``, its answer), linked."""
+    """The experiments, each with its question (and, ``detailed``, its answer), linked. The links
+    inside a question or answer point from the experiment's folder; they are rewritten to point
+    from the index's page."""
     lines = []
     if not detailed:
         lines += ["| experiment | question |", "|---|---|"]
     for name in _experiment_names():
         title, question, answer = experiment_summary(name)
+        question = relinked(question, f"{link_prefix}{name}/")
+        answer = relinked(answer, f"{link_prefix}{name}/")
         link = f"{link_prefix}{name}/README.md"
         if detailed:
             lines += [f"### [{title}]({link})", "", f"**Question.** {question}", ""]

@@ -56,7 +56,8 @@ def test_the_index_lists_every_experiment_with_its_question():
     for path in folders:
         name = os.path.basename(os.path.dirname(path))
         assert f"../benchmarks/experiments/{name}/README.md" in text, name
-        assert renderer.experiment_summary(name)[1] in text, name
+        question = renderer.experiment_summary(name)[1]
+        assert renderer.relinked(question, f"../benchmarks/experiments/{name}/") in text, name
 
 
 def test_an_experiment_without_a_question_is_refused_by_name(tmp_path, monkeypatch):
@@ -86,3 +87,39 @@ def test_every_table_names_its_file_commit_and_command():
         assert lines[0].startswith(("From `benchmarks/experiments/", "(`benchmarks/")), name
         if lines[0].startswith("From"):
             assert "commit `" in lines[0] and "command `" in lines[0], name
+
+
+def _broken_links(page, text, renderer):
+    """The relative link targets of ``text``, read as the Markdown page ``page``, that name no
+    file or folder of the repository."""
+    folder = os.path.dirname(page)
+    targets = [m.group(1).partition("#")[0] for m in renderer.RELATIVE_LINK.finditer(text)]
+    return [t for t in targets if not os.path.exists(os.path.join(folder, t))]
+
+
+def _markdown_pages(renderer):
+    pages = [renderer.README, renderer.EXPERIMENTS_INDEX]
+    pages += glob.glob(os.path.join(renderer.ROOT, "docs", "*.md"))
+    return pages + glob.glob(renderer.EXPERIMENT_READMES)
+
+
+def test_every_relative_link_of_the_docs_names_a_file_of_the_repository():
+    renderer = _renderer()
+    pages = _markdown_pages(renderer)
+    assert len(pages) >= 15
+    for page in pages:
+        text = open(page, encoding="utf-8").read()
+        assert _broken_links(page, text, renderer) == [], os.path.relpath(page, renderer.ROOT)
+
+
+def test_an_answer_copied_into_the_index_without_its_links_rewritten_breaks_them(monkeypatch):
+    """The failing counterpart: the request-readings answer links to docs/design.md from its own
+    folder; copied into docs/results.md as it stands, that link names no file."""
+    renderer = _renderer()
+    rewritten = "\n".join(renderer.render_index("../benchmarks/experiments/", detailed=True))
+    assert _broken_links(renderer.RESULTS_DOC, rewritten, renderer) == []
+    monkeypatch.setattr(renderer, "relinked", lambda text, experiment_link: text)
+    as_written = "\n".join(renderer.render_index("../benchmarks/experiments/", detailed=True))
+    assert "../../../docs/design.md" in " ".join(
+        _broken_links(renderer.RESULTS_DOC, as_written, renderer)
+    )
