@@ -21,7 +21,10 @@ out=$here/results
 
 # 1. Signals per second, one prompt per prefix against the running list, by item text and
 #    precision, 3 timed steps each (training_speed.json). Its command ran the script's 12
-#    variants of that commit; the list is pinned, since the script now has more.
+#    variants of that commit; the list is pinned, since the script now has more. Five of them
+#    (the bf16-autocast and generation-only variants) run bf16 autocast: on an AMD EPYC without
+#    native bf16 they run far slower than in the file, so rerun this step on a CPU
+#    that has it (avx512_bf16 or AMX) and say which.
 python benchmarks/training_speed.py --steps 3 \
   --variants per-prefix,running-list,per-prefix-no-system,running-list-no-system,per-prefix-title-only-no-system,running-list-title-only-no-system,running-list-no-lora-dropout,running-list-bf16-autocast,per-prefix-bf16-autocast-no-lora-dropout,running-list-bf16-autocast-no-lora-dropout,per-prefix-generation-only,running-list-generation-only \
   --out $out --tag training_speed
