@@ -509,7 +509,8 @@ def experiment_summary(name):
     return title, found["Question"], found["Answer"]
 
 
-# A Markdown link whose target is a relative path: [text](target) with no scheme and no anchor only.
+# A Markdown link to a relative path: [text](target), where target is neither a URL (a scheme)
+# nor an anchor of the same page.
 RELATIVE_LINK = re.compile(r"\]\((?![a-z][a-z0-9+.-]*:|#)([^)\s]+)\)")
 
 
@@ -534,9 +535,9 @@ def render_index(link_prefix, detailed):
         lines += ["| experiment | question |", "|---|---|"]
     for name in _experiment_names():
         title, question, answer = experiment_summary(name)
-        question = relinked(question, f"{link_prefix}{name}/")
-        answer = relinked(answer, f"{link_prefix}{name}/")
-        link = f"{link_prefix}{name}/README.md"
+        folder = f"{link_prefix}{name}/"
+        question, answer = relinked(question, folder), relinked(answer, folder)
+        link = f"{folder}README.md"
         if detailed:
             lines += [f"### [{title}]({link})", "", f"**Question.** {question}", ""]
             lines += [f"**Answer.** {answer}", ""]

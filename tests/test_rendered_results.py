@@ -94,7 +94,13 @@ def _broken_links(page, text, renderer):
     file or folder of the repository."""
     folder = os.path.dirname(page)
     targets = [m.group(1).partition("#")[0] for m in renderer.RELATIVE_LINK.finditer(text)]
-    return [t for t in targets if not os.path.exists(os.path.join(folder, t))]
+    inside = os.path.join(renderer.ROOT, "")
+    return [
+        t
+        for t in targets
+        if not os.path.exists(os.path.join(folder, t))
+        or not os.path.abspath(os.path.join(folder, t)).startswith(inside)
+    ]
 
 
 def _markdown_pages(renderer):
